@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-tooling test-suites test-notebooks release clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+release: setup
+	$(BIN)/course release
+
+demo: setup
+	$(BIN)/course demo week1
+
+# unit tests of the tooling, the hidden suites against reference / release / mistakes, release/ freshness
+test-tooling: setup
+	$(BIN)/pytest -q tests
+
+# the source notebooks, solutions included, run end to end
+test-notebooks: setup
+	MPLBACKEND=Agg TQDM_DISABLE=1 $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 source
+
+test: test-tooling test-notebooks
+
+clean:
+	rm -rf $(VENV) gradebook.db demo feedback autograded

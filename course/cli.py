@@ -1,0 +1,163 @@
+"""`course`: release, grade and check the course's notebooks."""
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from course import config, report
+from course.errors import CourseError
+
+
+def _assignments(course, name):
+    return [course.assignment(name)] if name else list(course.assignments.values())
+
+
+def cmd_release(args, course) -> int:
+    from course import release
+    failed = False
+    for a in _assignments(course, args.assignment):
+        if args.check:
+            problems = release.stale(course, a)
+            for p in problems:
+                print(p)
+            failed |= bool(problems)
+            if not problems:
+                print(f"{a.name}: release/ is up to date")
+        else:
+            for path in release.release(course, a):
+                print(f"released {path.relative_to(course.root)}")
+    return 1 if failed else 0
+
+
+def _grade_and_report(course, assignment, paths, args, student_view: bool) -> list:
+    from course import grade
+    submissions = grade.discover(assignment, [Path(p) for p in paths])
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    results = grade.grade(course, assignment, submissions, seed=seed)
+    flat = [r for student in results for r in student]
+    for student in results:
+        print(report.text(student))
+        print()
+    if args.json:
+        report.write_json(results, Path(args.json), seed)
+        print(f"scores written to {args.json}")
+    feedback_root = Path(args.feedback) if args.feedback else course.root / "feedback"
+    written = report.write_feedback(flat, feedback_root, course.title)
+    print(f"feedback: {len(written)} page(s) under {feedback_root}")
+    if not student_view and not args.no_gradebook:
+        from course import gradebook, release
+        db = args.db or release.default_db_url(course)
+        gradebook.record(course, flat, db)
+        gradebook.place_for_formgrader(course, flat)
+        print(f"gradebook: {db}")
+    print(f"(inputs drawn with seed {seed}; --seed {seed} repeats this grading)")
+    return flat
+
+
+def cmd_grade(args, course) -> int:
+    _grade_and_report(course, course.assignment(args.assignment), args.submissions, args, student_view=False)
+    return 0
+
+
+def cmd_check(args, course) -> int:
+    assignment = course.assignment(args.assignment)
+    paths = args.notebooks or [str(course.root / "release" / assignment.name)]
+    args.no_gradebook = True
+    _grade_and_report(course, assignment, paths, args, student_view=True)
+    return 0
+
+
+def cmd_demo(args, course) -> int:
+    """Release week 1, make three example submissions, grade them."""
+    from course import mistakes, notebooks, release
+    import nbformat
+    assignment = course.assignment(args.assignment)
+    release.release(course, assignment)
+    out = course.root / "demo" / "submitted"
+    shutil.rmtree(out, ignore_errors=True)
+    rng = random.Random(0)
+    for nb in assignment.notebooks:
+        paths = nb.paths(course.root)
+        source = notebooks.read(paths.source)
+        catalog = mistakes.load(nb, paths.mistakes)
+        # one mistake in each of two exercises: the student loses those exercises' points and keeps the rest
+        chosen = {}
+        for m in catalog:
+            chosen.setdefault(m.exercise, m)
+        picked = rng.sample(sorted(chosen.values(), key=lambda m: m.id), k=min(2, len(chosen)))
+        for student, made in (("ada", source), ("grace", mistakes.apply(source, picked)),
+                              ("linus", notebooks.read(paths.release))):
+            dest = out / student / assignment.name / f"{nb.name}.ipynb"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(made, str(dest))
+        print(f"grace's {nb.name} has these mistakes: " + "; ".join(m.says for m in picked))
+    print()
+    args.submissions = [str(out)]
+    cmd_grade(args, course)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="course", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("release", help="make the student notebooks in release/ from source/ (through nbgrader)",
+                       description="Write the reference regions of solutions/ into the source notebooks' solution "
+                                   "cells, then run nbgrader's generate_assignment into release/.")
+    r.add_argument("assignment", nargs="?", help="one assignment (default: all)")
+    r.add_argument("--check", action="store_true", help="change nothing; exit 1 if release/ is out of date")
+    r.set_defaults(func=cmd_release)
+
+    def grading_options(sp):
+        sp.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+        sp.add_argument("--feedback", metavar="DIR", help="where the HTML feedback goes (default: feedback/)")
+        sp.add_argument("--seed", type=int, help="seed for the grading inputs (default: a fresh one)")
+
+    g = sub.add_parser("grade", help="grade submissions with the hidden suites",
+                       description="Grade notebooks: files, <student>/<assignment>/ folders, or an nbgrader "
+                                   "submitted/ tree. Scores go to the terminal, HTML feedback and nbgrader's gradebook.")
+    g.add_argument("assignment")
+    g.add_argument("submissions", nargs="+", metavar="SUBMISSION")
+    grading_options(g)
+    g.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    g.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
+    g.set_defaults(func=cmd_grade)
+
+    c = sub.add_parser("check", help="grade your own notebook with the full hidden suite",
+                       description="For self-learners: grade your notebooks (default: release/ASSIGNMENT) and "
+                                   "show the report. Nothing is written to a gradebook.")
+    c.add_argument("assignment")
+    c.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
+    grading_options(c)
+    c.set_defaults(func=cmd_check)
+
+    d = sub.add_parser("demo", help="release, make three example submissions and grade them",
+                       description="Release the assignment, write three example submissions under demo/submitted "
+                                   "(complete, with realistic mistakes, untouched) and grade them.")
+    d.add_argument("assignment", nargs="?", default="week1")
+    grading_options(d)
+    d.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    d.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        course = config.load()
+        return args.func(args, course)
+    except CourseError as exc:
+        print(f"course: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("course: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""course.yaml: the one description of the course, checked on load.
+
+Every problem is reported as `FILE: KEY: what was expected, what was found`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from course.errors import CourseError
+from course.sandbox import Limits
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    points: float
+    manual: bool = False
+
+
+@dataclass(frozen=True)
+class Notebook:
+    name: str
+    title: str
+    assignment: str
+    exercises: tuple[Exercise, ...]
+    datasets: tuple[str, ...] = ()
+
+    def paths(self, root: Path) -> "NotebookPaths":
+        a, n = self.assignment, self.name
+        return NotebookPaths(source=root / "source" / a / f"{n}.ipynb", release=root / "release" / a / f"{n}.ipynb",
+                             reference=root / "solutions" / a / f"{n}.py",
+                             suite=root / "autograder" / a / f"test_{n}.py",
+                             mistakes=root / "autograder" / a / "mistakes" / f"{n}.yaml")
+
+    @property
+    def auto_exercises(self) -> tuple[Exercise, ...]:
+        return tuple(e for e in self.exercises if not e.manual)
+
+
+@dataclass(frozen=True)
+class NotebookPaths:
+    source: Path
+    release: Path
+    reference: Path
+    suite: Path
+    mistakes: Path
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    title: str
+    notebooks: tuple[Notebook, ...]
+
+    def notebook(self, name: str) -> Notebook:
+        for nb in self.notebooks:
+            if nb.name == name:
+                return nb
+        raise CourseError(f"assignment {self.name} has no notebook {name!r} "
+                          f"(it has: {', '.join(n.name for n in self.notebooks)})")
+
+
+@dataclass(frozen=True)
+class Grading:
+    notebook_timeout: float
+    test_timeout: float
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Course:
+    root: Path
+    id: str
+    title: str
+    grading: Grading
+    assignments: dict[str, Assignment] = field(default_factory=dict)
+
+    def assignment(self, name: str) -> Assignment:
+        try:
+            return self.assignments[name]
+        except KeyError:
+            raise CourseError(f"no assignment {name!r} in {self.root / 'course.yaml'} "
+                              f"(it has: {', '.join(self.assignments)})") from None
+
+
+class _Reader:
+    """Walks the parsed YAML and raises a CourseError naming the file and key on the first problem."""
+
+    def __init__(self, file: Path):
+        self.file = file
+
+    def fail(self, key: str, expected: str, found) -> None:
+        shown = "nothing" if found is _MISSING else f"{found!r}"
+        raise CourseError(f"{self.file}: {key}: expected {expected}, found {shown}")
+
+    def mapping(self, data, key, allowed: set[str], required: set[str]) -> dict:
+        if not isinstance(data, dict):
+            self.fail(key or "top level", "a mapping", data)
+        for k in data:
+            if k not in allowed:
+                self.fail(f"{key}.{k}" if key else str(k), f"one of the keys {sorted(allowed)}", k)
+        for k in required:
+            if k not in data:
+                self.fail(f"{key}.{k}" if key else k, "a value", _MISSING)
+        return data
+
+    def get(self, data, name, key, kind, expected, default=None):
+        full = f"{key}.{name}" if key else name
+        value = data.get(name, default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            self.fail(full, expected, value if name in data else _MISSING)
+        return value
+
+
+_MISSING = object()
+
+_GRADING_DEFAULTS = {"notebook_timeout": 120, "test_timeout": 30, "cpu_seconds": 1800, "memory_mb": 6144,
+                     "processes": 256, "file_size_mb": 64, "open_files": 512}
+
+
+def find_root(start: Path | None = None) -> Path:
+    if os.environ.get("COURSE_ROOT"):
+        return Path(os.environ["COURSE_ROOT"]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "course.yaml").is_file():
+            return d
+    return Path(__file__).resolve().parent.parent
+
+
+def load(root: Path | None = None) -> Course:
+    root = root or find_root()
+    file = root / "course.yaml"
+    try:
+        data = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise CourseError(f"{file}: not found (run `course` inside the course repository)") from None
+    except yaml.YAMLError as exc:
+        raise CourseError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    r = _Reader(file)
+    r.mapping(data, "", {"course", "grading", "assignments"}, {"course", "assignments"})
+    meta = r.mapping(data["course"], "course", {"id", "title"}, {"id", "title"})
+    grading = r.mapping(data.get("grading") or {}, "grading", set(_GRADING_DEFAULTS), set())
+    g = {k: r.get(grading, k, "grading", (int, float), "a positive number", v) for k, v in _GRADING_DEFAULTS.items()}
+    for k, v in g.items():
+        if v <= 0:
+            r.fail(f"grading.{k}", "a positive number", v)
+    known_data = _registered_datasets(root)
+    assignments = {}
+    if not isinstance(data["assignments"], dict) or not data["assignments"]:
+        r.fail("assignments", "a mapping of assignment names", data["assignments"])
+    for aname, adata in data["assignments"].items():
+        akey = f"assignments.{aname}"
+        r.mapping(adata, akey, {"title", "notebooks"}, {"title", "notebooks"})
+        if not isinstance(adata["notebooks"], list) or not adata["notebooks"]:
+            r.fail(f"{akey}.notebooks", "a list of notebooks", adata["notebooks"])
+        notebooks = []
+        for i, ndata in enumerate(adata["notebooks"]):
+            nkey = f"{akey}.notebooks[{i}]"
+            r.mapping(ndata, nkey, {"name", "title", "datasets", "exercises"}, {"name", "title", "exercises"})
+            used = ndata.get("datasets") or []
+            if not isinstance(used, list):
+                r.fail(f"{nkey}.datasets", "a list of dataset names", used)
+            for d in used:
+                if d not in known_data:
+                    r.fail(f"{nkey}.datasets", f"names registered in datasets/registry.yaml ({', '.join(sorted(known_data))})", d)
+            if not isinstance(ndata["exercises"], list) or not ndata["exercises"]:
+                r.fail(f"{nkey}.exercises", "a list of exercises", ndata["exercises"])
+            exercises = []
+            for j, edata in enumerate(ndata["exercises"]):
+                ekey = f"{nkey}.exercises[{j}]"
+                r.mapping(edata, ekey, {"id", "title", "points", "manual"}, {"id", "title", "points"})
+                ex = Exercise(id=r.get(edata, "id", ekey, str, "an identifier"),
+                              title=r.get(edata, "title", ekey, str, "a title"),
+                              points=float(r.get(edata, "points", ekey, (int, float), "a number of points")),
+                              manual=r.get(edata, "manual", ekey, bool, "true or false", False))
+                if ex.points <= 0:
+                    r.fail(f"{ekey}.points", "a positive number of points", ex.points)
+                if ex.id in {e.id for e in exercises}:
+                    r.fail(f"{ekey}.id", "an id not used before in this notebook", ex.id)
+                exercises.append(ex)
+            notebooks.append(Notebook(name=r.get(ndata, "name", nkey, str, "a notebook name"),
+                                      title=r.get(ndata, "title", nkey, str, "a title"), assignment=aname,
+                                      exercises=tuple(exercises), datasets=tuple(used)))
+        assignments[aname] = Assignment(aname, r.get(adata, "title", akey, str, "a title"), tuple(notebooks))
+    limits = Limits(**{k: int(g[k]) for k in ("cpu_seconds", "memory_mb", "processes", "file_size_mb", "open_files")})
+    return Course(root=root, id=r.get(meta, "id", "course", str, "an identifier"),
+                  title=r.get(meta, "title", "course", str, "a title"),
+                  grading=Grading(float(g["notebook_timeout"]), float(g["test_timeout"]), limits),
+                  assignments=assignments)
+
+
+def _registered_datasets(root: Path) -> set[str]:
+    registry = root / "datasets" / "registry.yaml"
+    if not registry.is_file():
+        return set()
+    data = yaml.safe_load(registry.read_text()) or {}
+    return set(data.get("datasets", {}))

@@ -1,0 +1,87 @@
+"""Reading notebooks: which cells a grader runs, and the reference regions that become solution cells."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+from course.errors import CourseError
+
+SKIP_TAG = "grader-skip"
+REGION = re.compile(r"^# %% \[([A-Za-z0-9_.-]+)\]\s*$", re.M)
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except FileNotFoundError:
+        raise CourseError(f"{path}: no such notebook") from None
+    except Exception as exc:  # nbformat raises several kinds for a file that is not a notebook
+        raise CourseError(f"{path}: not a readable notebook ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_visible_test(cell) -> bool:
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def cells_to_run(nb) -> list[list[str]]:
+    """The code the grader executes: definitions and setup, never visible tests or long runs.
+
+    Each entry is [label, source]; the label names the cell in messages ("7" or "7 value").
+    """
+    cells = []
+    for index, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type != "code" or is_visible_test(cell):
+            continue
+        if SKIP_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        label = f"{index}" + (f", {grade_id}" if nbgrader_meta(cell).get("solution") and grade_id else "")
+        cells.append([label, cell.source])
+    return cells
+
+
+def regions(path: Path) -> dict[str, str]:
+    """The reference module's regions, `# %% [cell-id]` to the next marker, trailing blank lines removed."""
+    text = path.read_text()
+    marks = list(REGION.finditer(text))
+    out = {}
+    for mark, nxt in zip(marks, marks[1:] + [None]):
+        body = text[mark.end():nxt.start() if nxt else len(text)]
+        if mark.group(1) in out:
+            raise CourseError(f"{path}: region [{mark.group(1)}] appears twice")
+        out[mark.group(1)] = body.strip("\n").rstrip()
+    return out
+
+
+def solution_cells(nb) -> dict[str, object]:
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells
+            if c.cell_type == "code" and nbgrader_meta(c).get("solution") and "grade_id" in nbgrader_meta(c)}
+
+
+def sync_solutions(notebook_path: Path, reference_path: Path, write: bool) -> list[str]:
+    """Make the notebook's solution cells equal the reference regions. Returns the cell ids that differed
+    (and, with write=True, were rewritten). A cell or region without a partner is an error."""
+    nb = read(notebook_path)
+    cells, parts = solution_cells(nb), regions(reference_path)
+    if set(cells) != set(parts):
+        only_nb, only_ref = sorted(set(cells) - set(parts)), sorted(set(parts) - set(cells))
+        raise CourseError(f"{notebook_path}: solution cells and regions of {reference_path} do not match "
+                          f"(only in the notebook: {only_nb or 'none'}; only in the reference: {only_ref or 'none'})")
+    changed = [cid for cid, cell in cells.items() if cell.source != parts[cid]]
+    if write and changed:
+        for cid in changed:
+            cells[cid].source = parts[cid]
+        nbformat.write(nb, str(notebook_path))
+    return changed
+
+
+def points_by_grade_id(nb) -> dict[str, float]:
+    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0)) for c in nb.cells
+            if nbgrader_meta(c).get("grade") and "grade_id" in nbgrader_meta(c)}

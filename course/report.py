@@ -1,0 +1,75 @@
+"""What people read: a score table in the terminal, a JSON file for tools, an HTML page for the student."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+
+from course.grade import NotebookResult
+
+
+def _pts(x: float) -> str:
+    return f"{x:g}" if x == int(x) else f"{x:.2f}"
+
+
+def exercise_rows(result: NotebookResult):
+    """(exercise, score or None for hand-graded, failed tests) for each exercise of the notebook."""
+    for ex in result.notebook.exercises:
+        if ex.manual:
+            yield ex, None, []
+        else:
+            yield ex, result.exercise_score(ex.id), [t for t in result.tests if t.exercise == ex.id and not t.passed]
+
+
+def text(student_results: list[NotebookResult], width: int = 100) -> str:
+    if not student_results:
+        return ""
+    first = student_results[0]
+    total = sum(r.score for r in student_results)
+    possible = sum(r.max_score for r in student_results)
+    lines = [f"{first.student} — {first.assignment}: {_pts(total)} / {_pts(possible)}"]
+    for r in student_results:
+        lines.append(f"  {r.notebook.name:<52} {_pts(r.score):>6} / {_pts(r.max_score)}")
+        if r.problem:
+            lines.append(f"      ! {r.problem}")
+        for ex, score, failed in exercise_rows(r):
+            if score is None:
+                lines.append(f"    {ex.title:<52} {'(by hand)':>8} / {_pts(ex.points)}")
+                continue
+            lines.append(f"    {ex.title:<52} {_pts(score):>6} / {_pts(ex.points)}")
+            for t in failed:
+                lines.append(f"      ✗ {t.name}: {t.output}")
+                if t.hint:
+                    lines.append(f"        hint: {t.hint}")
+        for err in r.load_errors:
+            lines.append(f"      note: cell {err['cell']} raised {err['type']} when the notebook was run: "
+                         f"{err['message'][:200]}")
+    return "\n".join(lines)
+
+
+def write_json(all_results: list[list[NotebookResult]], file: Path, seed: int) -> None:
+    data = {"seed": seed, "submissions": [r.as_json() for student in all_results for r in student]}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(data, indent=2) + "\n")
+
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_env.filters["pts"] = _pts
+
+
+def feedback_html(result: NotebookResult, course_title: str) -> str:
+    """A page for the student: scores, what each failed test expected, hints. Never test or reference code."""
+    return _env.get_template("feedback.html.j2").render(r=result, rows=list(exercise_rows(result)),
+                                                        course_title=course_title)
+
+
+def write_feedback(results: list[NotebookResult], root: Path, course_title: str) -> list[Path]:
+    written = []
+    for r in results:
+        out = root / r.student / r.assignment / f"{r.notebook.name}.html"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(feedback_html(r, course_title))
+        written.append(out)
+    return written

@@ -1,0 +1,140 @@
+"""The grader's side of a worker: start it, load a submission, run probes with deadlines, restart after a
+hang or a crash. Every answer is checked here; a missing or late answer is a failure, never a pass."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from course.protocol import ChannelClosed, ChannelTimeout, read_frame, write_frame
+from course.sandbox import Limits, start_worker
+
+
+class StudentError(AssertionError):
+    """The submission raised, hung or crashed while a test was using it."""
+
+
+def explain(error: dict) -> str:
+    """One or two sentences about an exception raised in the student's code."""
+    kind, message, where = error["type"], error["message"], error.get("where")
+    place = ""
+    if where:
+        fn = f"`{where['function']}`" if where["function"] != "<module>" else "the cell"
+        place = f" in {fn} (cell {where['cell']}, line {where['line']}: `{where['code']}`)"
+    if kind == "NotImplementedError":
+        return f"not implemented yet: NotImplementedError raised{place}"
+    if kind == "MissingDefinition":
+        return f"{message}: run every cell of the exercise and keep the names the notebook asks for"
+    text = f"{kind}: {message}" if message else kind
+    return f"your code raised {text}{place}"
+
+
+class Worker:
+    def __init__(self, cells, limits: Limits, load_timeout: float):
+        self.cells = cells
+        self.limits = limits
+        self.load_timeout = load_timeout
+        self.proc = None
+        self.load_errors: list[dict] = []
+        self.loaded_probes: set[str] = set()
+        self.broken: str | None = None
+
+    # -- life cycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the process and send the notebook's cells; the answer is collected by `ensure_loaded`."""
+        self.proc = start_worker(self.limits)
+        self.loaded_probes = set()
+        self.loaded = False
+        self._started = self._sent = time.monotonic()
+        try:
+            write_frame(self.proc.requests, {"op": "run", "cells": self.cells})
+        except OSError:
+            self.broken = "the worker process could not be started"
+
+    def ensure_loaded(self) -> None:
+        """Wait for the notebook's cells to finish. A notebook that cannot load stays broken: every test
+        that needs it fails at once rather than waiting again."""
+        if self.broken:
+            return
+        if self.proc is None:
+            self.start()
+        if self.loaded or self.broken:
+            return
+        self.loaded = True
+        try:
+            reply = self._answer(self._started + self.load_timeout)
+            self.load_errors = reply.get("errors", [])
+        except StudentError as exc:
+            self.broken = f"while running the notebook's cells: {exc}"
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.process.wait()
+        for fd in (self.proc.requests, self.proc.responses):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.proc.scratch.cleanup()
+        self.proc = None
+
+    # -- requests ---------------------------------------------------------------------------------------
+    def _answer(self, deadline: float) -> dict:
+        try:
+            reply = read_frame(self.proc.responses, deadline)
+        except ChannelTimeout:
+            seconds = deadline - self._sent
+            self.stop()
+            raise StudentError(f"no answer within {seconds:.0f} s: an infinite loop, or far too slow "
+                               "(is something recomputed inside a loop?)") from None
+        except ChannelClosed as exc:
+            code = self.proc.process.poll() if self.proc else None
+            if code is None and self.proc:
+                time.sleep(0.2)
+                code = self.proc.process.poll()
+            self.stop()
+            raise StudentError(_death(code, str(exc))) from None
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            self.stop()
+            raise StudentError("the worker sent an answer that is not well formed")
+        return reply
+
+    def call(self, key: str, probes_source: str, name: str, kwargs: dict, timeout: float):
+        self.ensure_loaded()
+        if self.broken:
+            raise StudentError(self.broken)
+        self._sent = time.monotonic()
+        deadline = self._sent + timeout
+        try:
+            if key not in self.loaded_probes:
+                write_frame(self.proc.requests, {"op": "probes", "key": key, "source": probes_source})
+                reply = self._answer(deadline)
+                if not reply["ok"]:
+                    raise StudentError("the grader's probes could not be loaded next to this notebook: "
+                                       + explain(reply["error"]))
+                self.loaded_probes.add(key)
+            write_frame(self.proc.requests, {"op": "call", "key": key, "name": name, "kwargs": kwargs})
+        except OSError:
+            code = self.proc.process.poll()
+            self.stop()
+            raise StudentError(_death(code, "broken pipe")) from None
+        reply = self._answer(deadline)
+        if not reply["ok"]:
+            raise StudentError(explain(reply["error"]))
+        return reply["result"]
+
+
+def _death(code, detail: str) -> str:
+    if code is not None and code < 0:
+        sig = signal.Signals(-code).name
+        why = {"SIGKILL": "killed (out of memory, or a limit was reached)", "SIGXCPU": "out of CPU time",
+               "SIGSEGV": "crashed (segmentation fault)", "SIGXFSZ": "wrote a file larger than allowed"}
+        return f"the notebook's process stopped: {why.get(sig, sig)}"
+    if code is not None:
+        return f"the notebook's process exited with status {code} (does the code call exit()?)"
+    return f"the notebook's process stopped answering ({detail})"

@@ -1,0 +1,117 @@
+"""The process that holds a submission's code. It runs apart from the grader and answers only through the
+grader's channel (two pipe descriptors named in COURSE_CHANNEL); the student's stdout, stderr, exit status
+and files are never read.
+
+Requests: {"op": "run", "cells": [[label, source], ...]}  — define the notebook's code
+          {"op": "probes", "key": k, "source": s}         — load a suite's probe functions
+          {"op": "call", "key": k, "name": n, "kwargs": {...}} — run one probe against the notebook
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+import traceback
+
+from course.protocol import write_frame, read_frame, ChannelClosed
+
+STUDENT_FILE = "<cell "
+
+
+class MissingDefinition(AttributeError):
+    pass
+
+
+class Notebook:
+    """The submission's globals as attributes, with a message that names what is missing."""
+
+    def __init__(self, namespace: dict):
+        object.__setattr__(self, "_ns", namespace)
+
+    def __getattr__(self, name):
+        try:
+            return self._ns[name]
+        except KeyError:
+            raise MissingDefinition(f"the notebook does not define `{name}`") from None
+
+    def __contains__(self, name):
+        return name in self._ns
+
+
+def strip_magics(source: str) -> str:
+    """IPython magics and shell escapes mean nothing to the grader: comment them out."""
+    if source.lstrip().startswith("%%"):
+        return ""
+    return "\n".join(("pass  # " + line) if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())
+
+
+def describe_error(exc: BaseException) -> dict:
+    """Say where in the student's code an exception came from, in words a student can act on."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    student = [f for f in frames if f.filename.startswith(STUDENT_FILE)]
+    where = None
+    if student:
+        f = student[-1]
+        where = {"cell": f.filename[len(STUDENT_FILE):-1], "line": f.lineno, "function": f.name,
+                 "code": (f.line or "").strip()}
+    return {"type": type(exc).__name__, "message": str(exc)[:2000], "where": where}
+
+
+def run_cells(cells, namespace) -> list[dict]:
+    errors = []
+    for label, source in cells:
+        filename = f"{STUDENT_FILE}{label}>"
+        source = strip_magics(source)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        try:
+            exec(compile(source, filename, "exec"), namespace)
+        except BaseException as exc:  # noqa: BLE001 - a student's cell may raise anything, SystemExit included
+            errors.append({"cell": label, **describe_error(exc)})
+    return errors
+
+
+def serve(req_fd: int, resp_fd: int) -> None:
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    probe_spaces: dict[str, dict] = {}
+    while True:
+        try:
+            request = read_frame(req_fd)
+        except ChannelClosed:
+            return
+        op = request.get("op")
+        try:
+            if op == "run":
+                reply = {"ok": True, "errors": run_cells(request["cells"], namespace)}
+            elif op == "probes":
+                space = {"__name__": "probes"}
+                exec(compile(request["source"], "<probes>", "exec"), space)
+                probe_spaces[request["key"]] = space
+                reply = {"ok": True}
+            elif op == "call":
+                fn = probe_spaces[request["key"]][request["name"]]
+                result = fn(Notebook(namespace), **request["kwargs"])
+                reply = {"ok": True, "result": result}
+            elif op == "exit":
+                return
+            else:
+                reply = {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {op!r}",
+                                                "where": None}}
+        except BaseException as exc:  # noqa: BLE001
+            reply = {"ok": False, "error": describe_error(exc)}
+        try:
+            write_frame(resp_fd, reply)
+        except TypeError as exc:  # the result holds something that cannot cross the channel
+            write_frame(resp_fd, {"ok": False, "error": {"type": "TypeError", "message": str(exc), "where": None}})
+
+
+def main() -> None:
+    req_fd, resp_fd = (int(x) for x in os.environ.pop("COURSE_CHANNEL").split(","))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.argv = ["notebook"]
+    serve(req_fd, resp_fd)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

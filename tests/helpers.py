@@ -1,0 +1,36 @@
+"""Helpers shared by the tooling tests."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from course import config, notebooks
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+COURSE_BIN = Path(sys.executable).with_name("course")
+
+
+
+
+def submission(course, student: str, cells: dict[str, str], *, base="release", folder=None) -> Path:
+    """Write `<folder>/<student>/toy/adder.ipynb`: the release notebook with some solution cells replaced."""
+    nb = notebooks.read(course.root / base / "toy" / "adder.ipynb")
+    sol = notebooks.solution_cells(nb)
+    for cid, src in cells.items():
+        sol[cid].source = src
+    out = (folder or course.root / "submitted") / student / "toy" / "adder.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(out))
+    return out
+
+
+def run_course(*args, cwd=None, env=None, timeout=600):
+    return subprocess.run([str(COURSE_BIN), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+GOOD_ADD = "def add(a, b):\n    return a + b"
+GOOD_SCALE = "import numpy as np\ndef scale(x, k):\n    return np.asarray(x) * k"
