@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from course import config, report
+from course.grade import default_workers
 from course.errors import CourseError
 
 
@@ -37,7 +38,7 @@ def _grade_and_report(course, assignment, paths, args, student_view: bool) -> li
     from course import grade
     submissions = grade.discover(assignment, [Path(p) for p in paths])
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    results = grade.grade(course, assignment, submissions, seed=seed)
+    results = grade.grade(course, assignment, submissions, seed=seed, workers=args.workers)
     flat = [r for student in results for r in student]
     for student in results:
         print(report.text(student))
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
         sp.add_argument("--feedback", metavar="DIR", help="where the HTML feedback goes (default: feedback/)")
         sp.add_argument("--seed", type=int, help="seed for the grading inputs (default: a fresh one)")
+        sp.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                        help=f"submissions graded at once (default: the number of cores, {default_workers()})")
 
     g = sub.add_parser("grade", help="grade submissions with the hidden suites",
                        description="Grade notebooks: files, <student>/<assignment>/ folders, or an nbgrader "

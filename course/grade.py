@@ -1,6 +1,8 @@
 """Grading: find the submissions, run each notebook's hidden suite over them, and score the outcomes."""
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -114,8 +116,13 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def grade_notebook(course: Course, notebook: Notebook, files: dict[str, Path | None], seed: int) -> list[NotebookResult]:
-    """Grade one notebook of many students with its hidden suite, in this process."""
+def grade_notebook(course: Course, notebook: Notebook, files: dict[str, Path | None], seed: int,
+                   workers: int = 1) -> list[NotebookResult]:
+    """Grade one notebook of many students with its hidden suite: in this process, or split into `workers`
+    shards that each run the suite in a process of their own."""
+    graded = [s for s, f in files.items() if f is not None]
+    if workers > 1 and len(graded) > 1:
+        return _grade_in_shards(course, notebook, files, seed, min(workers, len(graded)))
     paths = notebook.paths(course.root)
     results, candidates = {}, []
     for student, file in files.items():
@@ -129,7 +136,7 @@ def grade_notebook(course: Course, notebook: Notebook, files: dict[str, Path | N
             result.problem = str(exc)
     if candidates:
         plugin = GradingPlugin(notebook, candidates, paths.reference, course.grading, seed)
-        code = pytest.main([str(paths.suite), "--rootdir", str(course.root),
+        code = pytest.main([str(paths.suite), "--rootdir", str(course.root), "--confcutdir", str(course.root / "autograder"),
                             "-c", str(Path(__file__).with_name("suite.ini")), *PYTEST_ARGS], plugins=[plugin])
         if plugin.problems:
             raise CourseError(plugin.problems[0])
@@ -139,9 +146,23 @@ def grade_notebook(course: Course, notebook: Notebook, files: dict[str, Path | N
     return list(results.values())
 
 
+def _grade_shard(course, notebook, files, seed):
+    return grade_notebook(course, notebook, files, seed, workers=1)
+
+
+def _grade_in_shards(course, notebook, files, seed, shards):
+    students = list(files)
+    parts = [{s: files[s] for s in students[i::shards]} for i in range(shards)]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(shards, mp_context=context) as pool:
+        done = list(pool.map(_grade_shard, [course] * shards, [notebook] * shards, parts, [seed] * shards))
+    order = {s: i for i, s in enumerate(students)}
+    return sorted((r for part in done for r in part), key=lambda r: order[r.student])
+
+
 def _score(notebook: Notebook, plugin: GradingPlugin, results: dict[str, NotebookResult]):
-    for c in plugin.candidates:
-        results[c.id].load_errors = c.load_errors
+    for c in plugin.candidates:  # errors of the student's own cells; the rest only follow from them
+        results[c.id].load_errors = [e for e in c.load_errors if notebooks.is_solution_label(e["cell"])]
     per_exercise: dict[str, set[str]] = {}
     for o in plugin.outcomes:
         per_exercise.setdefault(o.exercise, set()).add(o.test)
@@ -153,12 +174,12 @@ def _score(notebook: Notebook, plugin: GradingPlugin, results: dict[str, Noteboo
 
 
 def grade(course: Course, assignment: Assignment, submissions: dict[str, dict[str, Path]],
-          seed: int | None = None) -> list[list[NotebookResult]]:
+          seed: int | None = None, workers: int = 1) -> list[list[NotebookResult]]:
     """Grade every student's notebooks; returns one list of notebook results per student."""
     seed = secrets.randbelow(2**31) if seed is None else seed
     by_student: dict[str, list[NotebookResult]] = {s: [] for s in submissions}
     for notebook in assignment.notebooks:
         files = {s: nbs.get(notebook.name) for s, nbs in submissions.items()}
-        for result in grade_notebook(course, notebook, files, seed):
+        for result in grade_notebook(course, notebook, files, seed, workers):
             by_student[result.student].append(result)
     return list(by_student.values())

@@ -20,6 +20,7 @@ class Mistake:
     cell: str
     replace: str
     with_: str
+    also: tuple[str, ...] = ()   # other exercises that rightly fail too, because they build on this one
 
 
 def load(notebook: Notebook, path: Path) -> list[Mistake]:
@@ -35,12 +36,17 @@ def load(notebook: Notebook, path: Path) -> list[Mistake]:
     out = []
     for i, m in enumerate(data):
         where = f"{path}: [{i}]"
-        if not isinstance(m, dict) or set(m) - {"id", "exercise", "says", "cell", "replace", "with"} \
-                or not {"id", "exercise", "says", "cell", "replace", "with"} <= set(m):
-            raise CourseError(f"{where}: expected the keys id, exercise, says, cell, replace, with; found {m!r}"[:300])
-        if m["exercise"] not in exercises:
-            raise CourseError(f"{where}.exercise: expected one of {sorted(exercises)}, found {m['exercise']!r}")
-        out.append(Mistake(m["id"], m["exercise"], m["says"], m["cell"], m["replace"], m["with"]))
+        keys = {"id", "exercise", "says", "cell", "replace", "with"}
+        if not isinstance(m, dict) or set(m) - keys - {"also"} or not keys <= set(m):
+            raise CourseError(f"{where}: expected the keys id, exercise, says, cell, replace, with (and "
+                              f"optionally also); found {m!r}"[:300])
+        also = m.get("also") or []
+        for ex in [m["exercise"], *also]:
+            if ex not in exercises:
+                raise CourseError(f"{where}: expected exercises among {sorted(exercises)}, found {ex!r}")
+        if m["id"] in {x.id for x in out}:
+            raise CourseError(f"{where}.id: {m['id']!r} is used twice")
+        out.append(Mistake(m["id"], m["exercise"], m["says"], m["cell"], m["replace"], m["with"], tuple(also)))
     return out
 
 

@@ -47,6 +47,11 @@ def cells_to_run(nb) -> list[list[str]]:
     return cells
 
 
+def is_solution_label(label: str) -> bool:
+    """Labels of solution cells name their grade_id ("7, value"); other cells are numbers only."""
+    return ", " in label
+
+
 def regions(path: Path) -> dict[str, str]:
     """The reference module's regions, `# %% [cell-id]` to the next marker, trailing blank lines removed."""
     text = path.read_text()
