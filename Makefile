@@ -26,7 +26,7 @@ test-tooling: setup
 
 # the source notebooks, solutions included, run end to end
 test-notebooks: setup
-	MPLBACKEND=Agg TQDM_DISABLE=1 $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 source
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 source
 
 test: test-tooling test-notebooks
 

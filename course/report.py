@@ -22,22 +22,24 @@ def exercise_rows(result: NotebookResult):
             yield ex, result.exercise_score(ex.id), [t for t in result.tests if t.exercise == ex.id and not t.passed]
 
 
-def text(student_results: list[NotebookResult], width: int = 100) -> str:
+def text(student_results: list[NotebookResult]) -> str:
     if not student_results:
         return ""
     first = student_results[0]
+    w = max([len(r.notebook.name) + 2 for r in student_results]
+            + [len(e.title) for r in student_results for e in r.notebook.exercises]) + 2
     total = sum(r.score for r in student_results)
     possible = sum(r.max_score for r in student_results)
     lines = [f"{first.student} — {first.assignment}: {_pts(total)} / {_pts(possible)}"]
     for r in student_results:
-        lines.append(f"  {r.notebook.name:<52} {_pts(r.score):>6} / {_pts(r.max_score)}")
+        lines.append(f"  {r.notebook.name:<{w + 2}} {_pts(r.score):>9} / {_pts(r.max_score)}")
         if r.problem:
             lines.append(f"      ! {r.problem}")
         for ex, score, failed in exercise_rows(r):
             if score is None:
-                lines.append(f"    {ex.title:<52} {'(by hand)':>8} / {_pts(ex.points)}")
+                lines.append(f"    {ex.title:<{w}} {'(by hand)':>9} / {_pts(ex.points)}")
                 continue
-            lines.append(f"    {ex.title:<52} {_pts(score):>6} / {_pts(ex.points)}")
+            lines.append(f"    {ex.title:<{w}} {_pts(score):>9} / {_pts(ex.points)}")
             for t in failed:
                 lines.append(f"      ✗ {t.name}: {t.output}")
                 if t.hint:

@@ -31,7 +31,7 @@ def test_hidden_suite_tells_right_from_wrong(nb, tmp_path):
     for m in catalog:
         files[f"mistake-{m.id}"] = tmp_path / f"{m.id}.ipynb"
         nbformat.write(mistakes.apply(source, [m]), str(files[f"mistake-{m.id}"]))
-    results = {r.student: r for r in grade.grade_notebook(COURSE, nb, files, seed=20261124)}
+    results = {r.student: r for r in grade.grade_notebook(COURSE, nb, files, seed=20261124, workers=2)}
 
     ref = results["reference"]
     assert ref.score == ref.max_score, [t.output for t in ref.tests if not t.passed]

@@ -1,0 +1,491 @@
+"""Hidden tests for week1/02_backprop_and_mlp: backprop by hand, then the PyTorch way.
+
+Every probe builds its inputs from `seed`, in float64 where the exercise allows it, with odd non-square
+shapes, batches of one and random upstream gradients.
+"""
+import pytest
+
+from course.testing import assert_close, check, is_finite, probe
+
+
+# ---------------------------------------------------------------------------------------------------------
+# probes (run next to the submission; self-contained)
+# ---------------------------------------------------------------------------------------------------------
+
+@probe
+def linear_case(nb, seed, n, d_in, d_out):
+    """Forward and backward of the affine layer on random float64 inputs and a random upstream gradient."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d_in, generator=g, dtype=torch.float64)
+    W = torch.randn(d_in, d_out, generator=g, dtype=torch.float64)
+    b = torch.randn(d_out, generator=g, dtype=torch.float64)
+    dout = torch.randn(n, d_out, generator=g, dtype=torch.float64)
+    out = nb.linear_forward(x.clone(), W.clone(), b.clone())
+    dx, dW, db = nb.linear_backward(dout.clone(), x.clone(), W.clone())
+    return {"out": out, "dx": dx, "dW": dW, "db": db}
+
+
+@probe
+def relu_case(nb, seed, shape):
+    """ReLU forward/backward at inputs kept at least 0.05 away from 0, with a random upstream gradient."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    x = x + 0.05 * torch.where(x >= 0, 1.0, -1.0).to(x.dtype)     # no exact (or near) zeros
+    dout = torch.randn(*shape, generator=g, dtype=torch.float64)
+    given = x.clone()
+    out = nb.relu_forward(given)
+    dx = nb.relu_backward(dout.clone(), x.clone())
+    return {"out": out, "dx": dx, "input_after_forward": given}
+
+
+@probe
+def sigmoid_case(nb, seed, shape):
+    """Sigmoid forward on random and extreme inputs; backward from the exact output s, random upstream."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    x = 3 * torch.randn(*shape, generator=g, dtype=torch.float64)
+    x.view(-1)[0] = -40.0
+    x.view(-1)[-1] = 40.0
+    dout = torch.randn(*shape, generator=g, dtype=torch.float64)
+    s = nb.sigmoid_forward(x.clone())
+    dx = nb.sigmoid_backward(dout.clone(), torch.sigmoid(x))
+    return {"s": s, "dx": dx}
+
+
+@probe
+def softmax_ce_case(nb, seed, n, c, scale, dtype="float64", row_offsets=0.0):
+    """Loss and dlogits on random logits of a given scale, with optional large per-row offsets."""
+    import torch
+    dt = getattr(torch, dtype)
+    g = torch.Generator().manual_seed(seed)
+    logits = scale * torch.randn(n, c, generator=g, dtype=torch.float64)
+    if row_offsets:
+        logits = logits + row_offsets * torch.randint(-1, 2, (n, 1), generator=g).to(torch.float64)
+    logits = logits.to(dt)
+    y = torch.randint(0, c, (n,), generator=g)
+    loss, dlogits = nb.softmax_cross_entropy(logits.clone(), y.clone())
+    return {"loss": float(loss), "dlogits": torch.as_tensor(dlogits).to(torch.float64)}
+
+
+@probe
+def softmax_ce_batch_and_shift(nb, seed):
+    """The same batch twice (mean: loss unchanged, gradient halved) and per-row shifted logits."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    n, c = 5, 7
+    logits = 2 * torch.randn(n, c, generator=g, dtype=torch.float64)
+    y = torch.randint(0, c, (n,), generator=g)
+    shift = 50 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    loss, dlogits = nb.softmax_cross_entropy(logits.clone(), y.clone())
+    loss2, dlogits2 = nb.softmax_cross_entropy(torch.cat([logits, logits]), torch.cat([y, y]))
+    loss_s, dlogits_s = nb.softmax_cross_entropy(logits + shift, y.clone())
+    return {"loss": float(loss), "dlogits": dlogits,
+            "loss_doubled": float(loss2), "dlogits_doubled": dlogits2[:n],
+            "loss_shifted": float(loss_s), "dlogits_shifted": dlogits_s}
+
+
+@probe
+def numgrad_case(nb, seed):
+    """Numerical gradient of a random smooth function of a [3, 4] float64 tensor, and autograd's."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    A = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    B = torch.randn(4, 2, generator=g, dtype=torch.float64)
+
+    def f(t):
+        return (torch.sin(t) * A).sum() + ((t @ B) ** 2).sum() / 3 + 0.2 * (t ** 3).sum()
+
+    x0 = x.clone()
+    grad = nb.numerical_gradient(f, x, 1e-4)
+    xa = x0.clone().requires_grad_(True)
+    f(xa).backward()
+    return {"grad": torch.as_tensor(grad, dtype=torch.float64), "autograd": xa.grad,
+            "x_unchanged": bool(torch.equal(x, x0))}
+
+
+@probe
+def relative_error_case(nb, seed):
+    """relative_error on random tensors, on a tensor and itself, and on both scaled by 1e6."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    b = a + 0.1 * torch.randn(5, 3, generator=g, dtype=torch.float64)
+    r = nb.relative_error(a, b)
+    return {"a_b": float(r), "a_a": float(nb.relative_error(a, a.clone())),
+            "scaled": float(nb.relative_error(1e6 * a, 1e6 * b)),
+            "opposite": float(nb.relative_error(a, -a)), "is_float": isinstance(r, float)}
+
+
+@probe
+def mlp_shapes(nb, sizes, activation, n):
+    """Parameter count, number of nn.Linear layers and output shape of MLP(sizes, activation)."""
+    import torch
+    torch.manual_seed(0)
+    model = nb.MLP(sizes, activation)
+    out = model(torch.randn(n, sizes[0]))
+    return {"n_params": sum(p.numel() for p in model.parameters()),
+            "n_linear": sum(isinstance(m, torch.nn.Linear) for m in model.modules()),
+            "shape": list(out.shape)}
+
+
+@probe
+def mlp_forward(nb, seed, sizes, activation, n):
+    """MLP output in float64 after giving its nn.Linear layers (in order) the same seeded weights."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    model = nb.MLP(sizes, activation).double()
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin in linears:
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g, dtype=torch.float64))
+            lin.bias.copy_(torch.randn(lin.bias.shape, generator=g, dtype=torch.float64))
+    x = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
+    return {"logits": model(x), "layer_shapes": [list(lin.weight.shape) for lin in linears]}
+
+
+@probe
+def evaluate_case(nb, seed):
+    """Accuracy of a fixed linear model on 37 examples where a seeded number of labels were changed."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    model = torch.nn.Linear(6, 4)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(4, 6, generator=g))
+        model.bias.copy_(torch.randn(4, generator=g))
+        x = torch.randn(37, 6, generator=g)
+        y = model(x).argmax(dim=1)
+    wrong = torch.randperm(37, generator=g)[: 3 + seed % 25]
+    y[wrong] = (y[wrong] + torch.randint(1, 4, (len(wrong),), generator=g)) % 4
+    acc = nb.evaluate(model, x, y)
+    return {"accuracy": float(acc), "is_float": isinstance(acc, float)}
+
+
+@probe
+def evaluate_spy(nb, seed):
+    """Records, at each forward call made by evaluate, whether autograd was on and the model's mode."""
+    import torch
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(5, 3)
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append((torch.is_grad_enabled(), self.training))
+            return self.lin(x)
+
+    g = torch.Generator().manual_seed(seed)
+    model = Spy()
+    model.train()
+    x, y = torch.randn(11, 5, generator=g), torch.randint(0, 3, (11,), generator=g)
+    nb.evaluate(model, x, y)
+    return {"calls": len(model.seen), "grad_enabled": [s[0] for s in model.seen],
+            "training": [s[1] for s in model.seen]}
+
+
+@probe
+def train_epoch_case(nb, seed):
+    """Three SGD steps (batches of 4, 3 and 1) on a fixed float64 network; losses and parameters after."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.7 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+    batches = [(torch.randn(b, 5, generator=g, dtype=torch.float64), torch.randint(0, 3, (b,), generator=g))
+               for b in (4, 3, 1)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    losses = nb.train_epoch(model, batches, optimizer, torch.nn.CrossEntropyLoss())
+    return {"losses": [float(v) for v in losses], "params": [p.detach().clone() for p in model.parameters()]}
+
+
+@probe
+def digits_run(nb, seed):
+    """The student's MLP([64, 256, 10]) trained by the student's train() on digits; accuracy measured here."""
+    import time
+    import torch
+    from coursedata import digits
+    data = digits()
+    torch.manual_seed(seed)
+    model = nb.MLP([64, 256, 10], "relu")
+    cpu, wall = time.process_time(), time.perf_counter()
+    history = nb.train(model, data, epochs=20, lr=3e-3, batch_size=32, seed=seed, progress=False)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(data["x_test"]).argmax(dim=1) == data["y_test"]).double().mean().item()
+    return {"accuracy": accuracy, "cpu_seconds": cpu, "wall_seconds": wall,
+            "loss": [float(v) for v in history["loss"]]}
+
+
+@probe
+def train_history(nb, seed):
+    """A 3-epoch run on digits with test data: the lengths and ranges of the returned history."""
+    import torch
+    from coursedata import digits
+    data = digits()
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    history = nb.train(model, data, epochs=3, lr=3e-3, batch_size=32, seed=seed, progress=False)
+    return {"keys": sorted(history), "loss": [float(v) for v in history["loss"]],
+            "test_acc": [float(v) for v in history["test_acc"]]}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# linear layer
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.exercise("linear_layer")
+def test_linear_forward(student, reference, seed):
+    """linear_forward must compute x @ W + b with x [N, D_in], W [D_in, D_out], b [D_out] (b broadcast over rows)."""
+    for n, d_in, d_out in [(7, 5, 3), (1, 4, 6)]:
+        found = student(linear_case, seed=seed, n=n, d_in=d_in, d_out=d_out)
+        expected = reference(linear_case, seed=seed, n=n, d_in=d_in, d_out=d_out)
+        assert_close(found["out"], expected["out"], atol=1e-10, rtol=1e-10,
+                     what=f"linear_forward's output for N={n}, D_in={d_in}, D_out={d_out}")
+
+
+@pytest.mark.exercise("linear_layer")
+def test_linear_backward_odd_shapes(student, reference, seed):
+    """With x [7, 5] and W [5, 3]: dx = dout @ W.T, dW = x.T @ dout ([D_in, D_out], like W), db = dout summed over the batch."""
+    found = student(linear_case, seed=seed, n=7, d_in=5, d_out=3)
+    expected = reference(linear_case, seed=seed, n=7, d_in=5, d_out=3)
+    for name in ("dx", "dW", "db"):
+        assert_close(found[name], expected[name], atol=1e-10, rtol=1e-10,
+                     what=f"linear_backward's {name} (x [7, 5], W [5, 3], random upstream gradient)")
+
+
+@pytest.mark.exercise("linear_layer")
+def test_linear_backward_batch_of_one(student, reference, seed):
+    """With a batch of one example each gradient keeps its shape: dx [1, D_in], dW [D_in, D_out], db [D_out] (sum, not mean)."""
+    for n, d_in, d_out in [(1, 4, 6), (3, 8, 1)]:
+        found = student(linear_case, seed=seed, n=n, d_in=d_in, d_out=d_out)
+        expected = reference(linear_case, seed=seed, n=n, d_in=d_in, d_out=d_out)
+        for name in ("dx", "dW", "db"):
+            assert_close(found[name], expected[name], atol=1e-10, rtol=1e-10,
+                         what=f"linear_backward's {name} for N={n}, D_in={d_in}, D_out={d_out}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# activations
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.exercise("activations")
+def test_relu_forward(student, reference, seed):
+    """relu_forward keeps positive entries and zeroes negative ones, without modifying its input in place."""
+    found = student(relu_case, seed=seed, shape=[6, 5])
+    expected = reference(relu_case, seed=seed, shape=[6, 5])
+    assert_close(found["out"], expected["out"], atol=0, rtol=0, what="relu_forward's output")
+    assert_close(found["input_after_forward"], expected["input_after_forward"], atol=0, rtol=0,
+                 what="the tensor passed to relu_forward (it must not be changed in place)")
+
+
+@pytest.mark.exercise("activations")
+def test_relu_backward(student, reference, seed):
+    """relu_backward(dout, x) passes dout through where the INPUT x was positive and gives 0 elsewhere."""
+    for shape in ([6, 5], [1, 7], [2, 3, 4]):
+        found = student(relu_case, seed=seed, shape=shape)
+        expected = reference(relu_case, seed=seed, shape=shape)
+        assert_close(found["dx"], expected["dx"], atol=1e-12, rtol=0,
+                     what=f"relu_backward's dx for shape {shape} (random upstream gradient)")
+
+
+@pytest.mark.exercise("activations")
+def test_sigmoid_forward(student, reference, seed):
+    """sigmoid_forward computes 1 / (1 + exp(-x)); it must give 0 and 1 (not nan) at x = -40 and 40."""
+    found = student(sigmoid_case, seed=seed, shape=[5, 3])
+    expected = reference(sigmoid_case, seed=seed, shape=[5, 3])
+    check(is_finite(found["s"]), "sigmoid_forward returned nan or inf: check very negative and very positive x")
+    assert_close(found["s"], expected["s"], atol=1e-12, rtol=1e-10, what="sigmoid_forward's output")
+
+
+@pytest.mark.exercise("activations")
+def test_sigmoid_backward(student, reference, seed):
+    """sigmoid_backward(dout, s) receives the OUTPUT s = sigmoid(x): the local derivative is s * (1 - s), times dout."""
+    for shape in ([5, 3], [1, 4]):
+        found = student(sigmoid_case, seed=seed, shape=shape)
+        expected = reference(sigmoid_case, seed=seed, shape=shape)
+        assert_close(found["dx"], expected["dx"], atol=1e-12, rtol=1e-10,
+                     what=f"sigmoid_backward's dx for shape {shape} (random upstream gradient)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# softmax cross-entropy
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.exercise("softmax_cross_entropy")
+def test_softmax_ce_values(student, reference, seed):
+    """The loss is the mean over the batch of -log softmax(logits)[y], softmax taken over classes (dim 1); dlogits = (p - onehot) / N."""
+    for n, c in [(7, 5), (1, 4), (3, 11)]:
+        found = student(softmax_ce_case, seed=seed, n=n, c=c, scale=3.0)
+        expected = reference(softmax_ce_case, seed=seed, n=n, c=c, scale=3.0)
+        assert_close(found, expected, atol=1e-10, rtol=1e-8,
+                     what=f"softmax_cross_entropy on {n} examples of {c} classes (loss, dlogits)")
+
+
+@pytest.mark.exercise("softmax_cross_entropy")
+def test_softmax_ce_large_logits(student, reference, seed):
+    """Logits near ±1e4 overflow exp(): subtract each ROW's maximum before exponentiating (log-sum-exp)."""
+    for dtype in ("float64", "float32"):
+        found = student(softmax_ce_case, seed=seed, n=6, c=5, scale=1e4, dtype=dtype, row_offsets=1e4)
+        expected = reference(softmax_ce_case, seed=seed, n=6, c=5, scale=1e4, dtype=dtype, row_offsets=1e4)
+        check(is_finite(found["loss"]) and is_finite(found["dlogits"]),
+              f"with logits of magnitude 1e4 ({dtype}) the loss or the gradient is nan or inf: "
+              "subtract the maximum of each row before exp")
+        tol = 1e-8 if dtype == "float64" else 1e-3
+        assert_close(found, expected, atol=tol, rtol=tol, what=f"softmax_cross_entropy at logits ~1e4 ({dtype})")
+
+
+@pytest.mark.exercise("softmax_cross_entropy")
+def test_softmax_ce_mean_over_batch(student, reference, seed):
+    """The loss is a MEAN over the batch: the same batch twice gives the same loss and half the gradient per example."""
+    found = student(softmax_ce_batch_and_shift, seed=seed)
+    expected = reference(softmax_ce_batch_and_shift, seed=seed)
+    check(abs(found["loss_doubled"] - found["loss"]) <= 1e-9 * max(1.0, abs(found["loss"])),
+          f"the loss of a batch repeated twice ({found['loss_doubled']:.6g}) differs from the loss of the batch "
+          f"({found['loss']:.6g}): average over the examples rather than sum")
+    for key in ("loss", "dlogits", "loss_doubled", "dlogits_doubled"):
+        assert_close(found[key], expected[key], atol=1e-10, rtol=1e-8, what=f"softmax_cross_entropy: {key}")
+
+
+@pytest.mark.exercise("softmax_cross_entropy")
+def test_softmax_ce_shift_invariance(student, reference, seed):
+    """Adding a constant to every logit of a row changes neither the softmax nor the loss nor the gradient."""
+    found = student(softmax_ce_batch_and_shift, seed=seed)
+    expected = reference(softmax_ce_batch_and_shift, seed=seed)
+    assert_close({"loss": found["loss_shifted"], "dlogits": found["dlogits_shifted"]},
+                 {"loss": found["loss"], "dlogits": found["dlogits"]}, atol=1e-9, rtol=1e-7,
+                 what="softmax_cross_entropy on logits shifted row by row, compared with the unshifted logits")
+    assert_close(found["dlogits_shifted"], expected["dlogits_shifted"], atol=1e-10, rtol=1e-8,
+                 what="dlogits for shifted logits")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numerical gradient
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.exercise("gradient_check")
+def test_numerical_gradient_matches_autograd(student, reference, seed):
+    """Use the CENTRAL difference (f(x+eps) - f(x-eps)) / (2 eps), one coordinate at a time, restoring x[i] after each."""
+    found = student(numgrad_case, seed=seed)
+    expected = reference(numgrad_case, seed=seed)
+    check(found["x_unchanged"], "numerical_gradient changed the tensor x it was given: work on a copy and "
+                                "restore each entry after perturbing it")
+    assert_close(found["grad"], found["autograd"], atol=1e-6, rtol=1e-6,
+                 what="numerical_gradient (eps=1e-4) compared with torch.autograd")
+    assert_close(found["grad"], expected["grad"], atol=1e-6, rtol=1e-6, what="numerical_gradient (eps=1e-4)")
+
+
+@pytest.mark.exercise("gradient_check")
+def test_relative_error(student, reference, seed):
+    """relative_error(a, b) = ||a - b|| / max(||a|| + ||b||, 1e-12), returned as a Python float; it does not change when both are scaled."""
+    found = student(relative_error_case, seed=seed)
+    expected = reference(relative_error_case, seed=seed)
+    check(found["is_float"], "relative_error should return a Python float (use .item())")
+    assert_close({k: found[k] for k in ("a_b", "a_a", "scaled", "opposite")},
+                 {k: expected[k] for k in ("a_b", "a_a", "scaled", "opposite")},
+                 atol=1e-12, rtol=1e-9, what="relative_error")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MLP module
+# ---------------------------------------------------------------------------------------------------------
+
+MLP_CONFIGS = [([64, 10], "relu", 1), ([64, 32, 10], "sigmoid", 5), ([5, 7, 3, 2], "relu", 3),
+               ([64, 128, 64, 10], "tanh", 2)]
+
+
+@pytest.mark.exercise("mlp_module")
+def test_mlp_parameters_and_shape(student, reference):
+    """MLP(sizes) has one nn.Linear per consecutive pair of sizes (with bias), registered in an nn.Sequential, and returns [N, sizes[-1]]."""
+    for sizes, activation, n in MLP_CONFIGS:
+        found = student(mlp_shapes, sizes=sizes, activation=activation, n=n)
+        expected = reference(mlp_shapes, sizes=sizes, activation=activation, n=n)
+        assert_close(found, expected, atol=0, rtol=0, what=f"MLP({sizes}, {activation!r}) on a batch of {n}")
+
+
+@pytest.mark.exercise("mlp_module")
+def test_mlp_forward_matches_reference(student, reference, seed):
+    """With the same weights, the MLP must compute Linear -> activation -> ... -> Linear, with NO activation after the last layer."""
+    for sizes, activation, n in [([6, 9, 4, 3], "relu", 5), ([6, 9, 4, 3], "sigmoid", 1), ([5, 2], "relu", 4),
+                                 ([3, 8, 2], "tanh", 2)]:
+        found = student(mlp_forward, seed=seed, sizes=sizes, activation=activation, n=n)
+        expected = reference(mlp_forward, seed=seed, sizes=sizes, activation=activation, n=n)
+        assert_close(found["layer_shapes"], expected["layer_shapes"], atol=0, rtol=0,
+                     what=f"the weight shapes of MLP({sizes}, {activation!r})'s nn.Linear layers")
+        assert_close(found["logits"], expected["logits"], atol=1e-10, rtol=1e-10,
+                     what=f"MLP({sizes}, {activation!r})'s output with the same weights")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.exercise("evaluate_accuracy")
+def test_evaluate_accuracy(student, reference, seed):
+    """evaluate returns the FRACTION of examples whose largest logit (argmax over dim 1) is the label, as a Python float."""
+    found = student(evaluate_case, seed=seed)
+    expected = reference(evaluate_case, seed=seed)
+    check(0.0 <= found["accuracy"] <= 1.0, f"evaluate returned {found['accuracy']:.6g}, not a fraction in [0, 1]")
+    check(found["is_float"], "evaluate should return a Python float (use .item())")
+    assert_close(found["accuracy"], expected["accuracy"], atol=1e-6, rtol=0, what="evaluate's accuracy")
+
+
+@pytest.mark.exercise("evaluate_accuracy")
+def test_evaluate_uses_no_grad(student, seed):
+    """evaluate must run the model inside `with torch.no_grad():` so that no graph is built."""
+    found = student(evaluate_spy, seed=seed)
+    check(found["calls"] > 0, "evaluate never called the model")
+    check(not any(found["grad_enabled"]), "evaluate ran the model with autograd on: wrap the forward pass in "
+                                          "`with torch.no_grad():`")
+
+
+@pytest.mark.exercise("evaluate_accuracy")
+def test_evaluate_uses_eval_mode(student, seed):
+    """evaluate must call model.eval() before the forward pass (dropout and batch-norm behave differently in training mode)."""
+    found = student(evaluate_spy, seed=seed)
+    check(found["calls"] > 0, "evaluate never called the model")
+    check(not any(found["training"]), "evaluate ran the model in training mode: call model.eval() first")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# training loop
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.exercise("training_loop")
+def test_train_epoch_steps(student, reference, seed):
+    """Each step must be zero_grad -> forward -> loss_fn(logits, yb) -> backward -> step; forgetting zero_grad makes gradients pile up."""
+    found = student(train_epoch_case, seed=seed)
+    expected = reference(train_epoch_case, seed=seed)
+    check(len(found["losses"]) == 3, f"train_epoch returned {len(found['losses'])} losses for 3 batches")
+    assert_close(found["losses"], expected["losses"], atol=1e-10, rtol=1e-9,
+                 what="the list of losses train_epoch returned for 3 SGD steps")
+    assert_close(found["params"], expected["params"], atol=1e-10, rtol=1e-9,
+                 what="the parameters after 3 SGD steps (lr 0.5)")
+
+
+@pytest.mark.exercise("training_loop")
+def test_train_history(student, seed):
+    """train returns {"loss": [...], "test_acc": [...]} with one entry per epoch; test_acc comes from evaluate on the test data."""
+    found = student(train_history, seed=seed, timeout=60)
+    check({"loss", "test_acc"} <= set(found["keys"]), f"train's history has keys {found['keys']}, "
+                                                       "expected 'loss' and 'test_acc'")
+    check(len(found["loss"]) == 3 and len(found["test_acc"]) == 3,
+          f"after 3 epochs the history holds {len(found['loss'])} losses and {len(found['test_acc'])} "
+          "accuracies, expected 3 of each")
+    check(is_finite(found["loss"]), f"training losses {found['loss']} are not finite")
+
+
+@pytest.mark.exercise("training_loop")
+def test_mlp_reaches_accuracy_on_digits(student, seed):
+    """MLP([64, 256, 10]) trained with train(epochs=20, lr=3e-3, batch_size=32) must reach at least 95% test accuracy on digits within 10 s of CPU."""
+    found = student(digits_run, seed=seed, timeout=60)
+    check(len(found["loss"]) == 20, f"train returned {len(found['loss'])} epoch losses for 20 epochs")
+    check(found["loss"][-1] < found["loss"][0], f"the training loss did not go down: {found['loss']}")
+    check(found["cpu_seconds"] <= 10, f"training took {found['cpu_seconds']:.1f} s of CPU, more than the 10 s "
+                                      "allowed (the reference needs well under 1 s)")
+    check(found["accuracy"] >= 0.95, f"test accuracy {found['accuracy']:.3f} after training, expected at least 0.95")
