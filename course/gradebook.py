@@ -10,7 +10,10 @@ from course.release import ensure_in_gradebook
 
 
 def record(course: Course, results: list[NotebookResult], db_url: str) -> None:
+    import warnings
+
     from nbgrader.api import Gradebook, MissingEntry
+    warnings.filterwarnings("ignore", module="nbgrader.api")  # SQLAlchemy autoflush notices from nbgrader
 
     for assignment in {r.assignment for r in results}:
         ensure_in_gradebook(course, course.assignment(assignment), db_url)
