@@ -95,6 +95,9 @@ def discover(assignment: Assignment, paths: list[Path]) -> dict[str, dict[str, P
             add(student, path)
         elif path.is_dir():
             direct = sorted(path.glob("*.ipynb"))
+            if not direct and (path / assignment.name).is_dir():  # a <student>/ folder
+                path = path / assignment.name
+                direct = sorted(path.glob("*.ipynb"))
             nested = sorted(path.glob(f"*/{assignment.name}/*.ipynb"))
             if direct:
                 student = path.resolve().parent.name if path.name == assignment.name else path.resolve().name

@@ -134,3 +134,10 @@ def test_check_reports_on_the_learners_own_notebook(mini):
     out = run_course("check", "toy", str(path), cwd=mini.root)
     assert out.returncode == 0, out.stderr
     assert "2 / 3" in out.stdout and "gradebook" not in out.stdout.lower()
+
+
+def test_discover_accepts_files_student_folders_and_submitted_trees(mini):
+    path = submission(mini, "kim", {"add-impl": GOOD_ADD})
+    a = mini.assignment("toy")
+    for given in (path, path.parent, path.parent.parent, mini.root / "submitted"):
+        assert grade.discover(a, [given]) == {"kim": {"adder": path}}, given
