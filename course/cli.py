@@ -34,7 +34,7 @@ def cmd_release(args, course) -> int:
     return 1 if failed else 0
 
 
-def _grade_and_report(course, assignment, paths, args, student_view: bool) -> list:
+def _grade_and_report(course, assignment, paths, args, student_view: bool) -> None:
     from course import grade
     submissions = grade.discover(assignment, [Path(p) for p in paths])
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
@@ -56,7 +56,6 @@ def _grade_and_report(course, assignment, paths, args, student_view: bool) -> li
         gradebook.place_for_formgrader(course, flat)
         print(f"gradebook: {db}")
     print(f"(inputs drawn with seed {seed}; --seed {seed} repeats this grading)")
-    return flat
 
 
 def cmd_grade(args, course) -> int:
@@ -67,7 +66,6 @@ def cmd_grade(args, course) -> int:
 def cmd_check(args, course) -> int:
     assignment = course.assignment(args.assignment)
     paths = args.notebooks or [str(course.root / "release" / assignment.name)]
-    args.no_gradebook = True
     _grade_and_report(course, assignment, paths, args, student_view=True)
     return 0
 
