@@ -70,6 +70,7 @@ class Grading:
     notebook_timeout: float
     test_timeout: float
     limits: Limits
+    sandboxed: bool = True   # False only when an instructor passes --allow-unsandboxed
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class _Reader:
 _MISSING = object()
 
 _GRADING_DEFAULTS = {"notebook_timeout": 120, "test_timeout": 30, "cpu_seconds": 1800, "memory_mb": 6144,
-                     "processes": 256, "file_size_mb": 64, "open_files": 512}
+                     "processes": 256, "file_size_mb": 64, "open_files": 512, "scratch_mb": 256}
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -190,7 +191,8 @@ def load(root: Path | None = None) -> Course:
                                       title=r.get(ndata, "title", nkey, str, "a title"), assignment=aname,
                                       exercises=tuple(exercises), datasets=tuple(used)))
         assignments[aname] = Assignment(aname, r.get(adata, "title", akey, str, "a title"), tuple(notebooks))
-    limits = Limits(**{k: int(g[k]) for k in ("cpu_seconds", "memory_mb", "processes", "file_size_mb", "open_files")})
+    limits = Limits(**{k: int(g[k]) for k in ("cpu_seconds", "memory_mb", "processes", "file_size_mb", "open_files",
+                                                  "scratch_mb")})
     return Course(root=root, id=r.get(meta, "id", "course", str, "an identifier"),
                   title=r.get(meta, "title", "course", str, "a title"),
                   grading=Grading(float(g["notebook_timeout"]), float(g["test_timeout"]), limits),

@@ -2,6 +2,7 @@
 hang or a crash. Every answer is checked here; a missing or late answer is a failure, never a pass."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -14,9 +15,9 @@ class StudentError(AssertionError):
     """The submission raised, hung or crashed while a test was using it."""
 
 
-def explain(error: dict) -> str:
-    """One or two sentences about an exception raised in the student's code."""
-    kind, message, where = error["type"], error["message"], error.get("where")
+def explain(error: dict, limits: Limits | None = None) -> str:
+    """One sentence about an exception raised in the student's code, naming the limit it ran into."""
+    kind, message, where, code = error["type"], error["message"], error.get("where"), error.get("errno")
     place = ""
     if where:
         fn = f"`{where['function']}`" if where["function"] != "<module>" else "the cell"
@@ -26,13 +27,41 @@ def explain(error: dict) -> str:
     if kind == "MissingDefinition":
         return f"{message}: run every cell of the exercise and keep the names the notebook asks for"
     text = f"{kind}: {message}" if message else kind
+    limit = _limit_reached(kind, message, code, limits)
+    if limit:
+        return f"{limit}{place} ({text})"
     return f"your code raised {text}{place}"
 
 
+def _limit_reached(kind: str, message: str, code: int | None, limits: Limits | None) -> str | None:
+    def mb(name):
+        return f" of {getattr(limits, name)} MB" if limits else ""
+    if kind == "MemoryError":
+        return f"ran out of memory: the limit{mb('memory_mb')} per process was reached"
+    if code == errno.EAGAIN or "can't start new thread" in message:
+        n = f" ({limits.processes})" if limits else ""
+        return f"tried to start more processes or threads than allowed{n}"
+    if code in (errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH, errno.ECONNREFUSED) or kind == "gaierror":
+        return "tried to use the network: grading runs without one"
+    if code == errno.EFBIG:
+        return f"wrote a file larger than the limit{mb('file_size_mb')}"
+    if code == errno.ENOSPC:
+        return f"filled its scratch space: the limit{mb('scratch_mb')} was reached"
+    if code == errno.EROFS:
+        return "tried to write outside its scratch directory /tmp: everything else is read-only"
+    if code in (errno.ENOENT, errno.EACCES) and kind in ("FileNotFoundError", "PermissionError"):
+        return ("opened a file that grading does not provide: only Python, the course's packages and "
+                "datasets, and the scratch directory /tmp are there")
+    if kind == "SystemExit":
+        return "called exit() while a test was using it"
+    return None
+
+
 class Worker:
-    def __init__(self, cells, limits: Limits, load_timeout: float):
+    def __init__(self, cells, limits: Limits, load_timeout: float, sandboxed: bool = True):
         self.cells = cells
         self.limits = limits
+        self.sandboxed = sandboxed
         self.load_timeout = load_timeout
         self.proc = None
         self.load_errors: list[dict] = []
@@ -42,7 +71,7 @@ class Worker:
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the process and send the notebook's cells; the answer is collected by `ensure_loaded`."""
-        self.proc = start_worker(self.limits)
+        self.proc = start_worker(self.limits, self.sandboxed)
         self.loaded_probes = set()
         self.loaded = False
         self._started = self._sent = time.monotonic()
@@ -80,7 +109,7 @@ class Worker:
                 os.close(fd)
             except OSError:
                 pass
-        self.proc.scratch.cleanup()
+        self.proc.cleanup()
         self.proc = None
 
     # -- requests ---------------------------------------------------------------------------------------
@@ -90,7 +119,7 @@ class Worker:
         except ChannelTimeout:
             seconds = deadline - self._sent
             self.stop()
-            raise StudentError(f"no answer within {seconds:.0f} s: an infinite loop, or far too slow "
+            raise StudentError(f"time limit of {seconds:.0f} s exceeded: an infinite loop, or far too slow "
                                "(is something recomputed inside a loop?)") from None
         except ChannelClosed as exc:
             code = self.proc.process.poll() if self.proc else None
@@ -98,7 +127,7 @@ class Worker:
                 time.sleep(0.2)
                 code = self.proc.process.poll()
             self.stop()
-            raise StudentError(_death(code, str(exc))) from None
+            raise StudentError(_death(code, str(exc), self.limits)) from None
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
             self.stop()
             raise StudentError("the worker sent an answer that is not well formed")
@@ -116,23 +145,24 @@ class Worker:
                 reply = self._answer(deadline)
                 if not reply["ok"]:
                     raise StudentError("the grader's probes could not be loaded next to this notebook: "
-                                       + explain(reply["error"]))
+                                       + explain(reply["error"], self.limits))
                 self.loaded_probes.add(key)
             write_frame(self.proc.requests, {"op": "call", "key": key, "name": name, "kwargs": kwargs})
         except OSError:
             code = self.proc.process.poll()
             self.stop()
-            raise StudentError(_death(code, "broken pipe")) from None
+            raise StudentError(_death(code, "broken pipe", self.limits)) from None
         reply = self._answer(deadline)
         if not reply["ok"]:
-            raise StudentError(explain(reply["error"]))
+            raise StudentError(explain(reply["error"], self.limits))
         return reply["result"]
 
 
-def _death(code, detail: str) -> str:
+def _death(code, detail: str, limits: Limits) -> str:
     if code is not None and code < 0:
         sig = signal.Signals(-code).name
-        why = {"SIGKILL": "killed (out of memory, or a limit was reached)", "SIGXCPU": "out of CPU time",
+        why = {"SIGKILL": "killed (out of memory, or a limit was reached)",
+               "SIGXCPU": f"out of CPU time (the limit is {limits.cpu_seconds} s)",
                "SIGSEGV": "crashed (segmentation fault)", "SIGXFSZ": "wrote a file larger than allowed"}
         return f"the notebook's process stopped: {why.get(sig, sig)}"
     if code is not None:

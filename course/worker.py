@@ -55,7 +55,9 @@ def describe_error(exc: BaseException) -> dict:
         f = student[-1]
         where = {"cell": f.filename[len(STUDENT_FILE):-1], "line": f.lineno, "function": f.name,
                  "code": (f.line or "").strip()}
-    return {"type": type(exc).__name__, "message": str(exc)[:2000], "where": where}
+    errno = getattr(exc, "errno", None)
+    return {"type": type(exc).__name__, "message": str(exc)[:2000], "where": where,
+            "errno": errno if isinstance(errno, int) else None}
 
 
 def run_cells(cells, namespace) -> list[dict]:
