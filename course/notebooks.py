@@ -47,6 +47,52 @@ def cells_to_run(nb) -> list[list[str]]:
     return cells
 
 
+def is_locked(cell) -> bool:
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("locked") or (meta.get("grade") and not meta.get("solution")))
+
+
+def _by_grade_id(nb) -> dict[str, object]:
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if "grade_id" in nbgrader_meta(c)}
+
+
+def _significant(cell) -> dict:
+    return {k: v for k, v in nbgrader_meta(cell).items() if k in ("grade", "solution", "locked", "points", "task")}
+
+
+def belongs_to(submission, release) -> bool:
+    """A submission of this notebook keeps at least one of the release's exercise cells."""
+    return bool(set(solution_cells(submission)) & set(solution_cells(release)))
+
+
+def tampering(submission, release) -> list[str]:
+    """The locked cells of the release that the submission deleted or changed, in a few words each."""
+    theirs = _by_grade_id(submission)
+    found = []
+    for gid, cell in _by_grade_id(release).items():
+        if gid not in theirs:
+            found.append(f"{gid} (deleted)")
+        elif _significant(theirs[gid]) != _significant(cell):
+            found.append(f"{gid} (nbgrader metadata changed)")
+        elif is_locked(cell) and theirs[gid].source != cell.source:
+            found.append(f"{gid} (edited)")
+    return found
+
+
+def restore_locked(submission, release):
+    """Like nbgrader's autograding: locked cells run as the instructor wrote them, and every cell the
+    release knows keeps the release's nbgrader metadata (a student cannot turn a test into a solution)."""
+    originals = _by_grade_id(release)
+    for cell in submission.cells:
+        original = originals.get(nbgrader_meta(cell).get("grade_id"))
+        if original is None:
+            continue
+        cell.metadata["nbgrader"] = dict(nbgrader_meta(original))
+        if is_locked(original):
+            cell.source = original.source
+    return submission
+
+
 def is_solution_label(label: str) -> bool:
     """Labels of solution cells name their grade_id ("7, value"); other cells are numbers only."""
     return ", " in label
