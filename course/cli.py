@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
-import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -35,11 +35,22 @@ def cmd_release(args, course) -> int:
 
 
 def _grade_and_report(course, assignment, paths, args, student_view: bool) -> None:
-    from course import grade
+    from course import grade, sandbox
+    if getattr(args, "allow_unsandboxed", False):
+        course = dataclasses.replace(course, grading=dataclasses.replace(course.grading, sandboxed=False))
+    elif student_view and sandbox.sandbox_problem():
+        # a learner checking their own notebook runs their own code: no sandbox needed, but say so
+        print(f"note: no sandbox here ({sandbox.sandbox_problem()}); your notebook runs as a plain process\n")
+        course = dataclasses.replace(course, grading=dataclasses.replace(course.grading, sandboxed=False))
     submissions = grade.discover(assignment, [Path(p) for p in paths])
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    results = grade.grade(course, assignment, submissions, seed=seed, workers=args.workers)
+    seed = args.seed if args.seed is not None else grade.default_seed(course, assignment)
+    journal = None
+    if not student_view:
+        from course.journal import Journal
+        journal = Journal(course.root / "autograded", reuse=not args.regrade)
+    results = grade.grade(course, assignment, submissions, seed=seed, workers=args.workers, journal=journal)
     flat = [r for student in results for r in student]
+    reused = sum(r.reused for r in flat)
     for student in results:
         print(report.text(student))
         print()
@@ -55,7 +66,10 @@ def _grade_and_report(course, assignment, paths, args, student_view: bool) -> No
         gradebook.record(course, flat, db)
         gradebook.place_for_formgrader(course, flat)
         print(f"gradebook: {db}")
-    print(f"(inputs drawn with seed {seed}; --seed {seed} repeats this grading)")
+    if reused:
+        print(f"{reused} of {len(flat)} notebook(s) were graded before under the same conditions and kept "
+              "(--regrade grades them again)")
+    print(f"(inputs drawn with seed {seed}; grading again with the same seed gives the same result)")
 
 
 def cmd_grade(args, course) -> int:
@@ -114,9 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     def grading_options(sp):
         sp.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
         sp.add_argument("--feedback", metavar="DIR", help="where the HTML feedback goes (default: feedback/)")
-        sp.add_argument("--seed", type=int, help="seed for the grading inputs (default: a fresh one)")
+        sp.add_argument("--seed", type=int, help="seed for the grading inputs (default: one fixed per assignment)")
         sp.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                         help=f"submissions graded at once (default: the number of cores, {default_workers()})")
+
+    def unsandboxed_option(sp):
+        sp.add_argument("--allow-unsandboxed", action="store_true",
+                        help="where no sandbox can be started, run the submissions' code without isolation "
+                             "(at your own risk; every report says so)")
 
     g = sub.add_parser("grade", help="grade submissions with the hidden suites",
                        description="Grade notebooks: files, <student>/<assignment>/ folders, or an nbgrader "
@@ -126,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     grading_options(g)
     g.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
     g.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
+    g.add_argument("--regrade", action="store_true",
+                   help="grade again even the notebooks graded before under the same conditions")
+    unsandboxed_option(g)
     g.set_defaults(func=cmd_grade)
 
     c = sub.add_parser("check", help="grade your own notebook with the full hidden suite",
@@ -143,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     grading_options(d)
     d.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
     d.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
+    unsandboxed_option(d)
+    d.set_defaults(regrade=True)
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
-import secrets
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from course import notebooks
+from course import notebooks, sandbox
 from course.config import Assignment, Course, Notebook
 from course.errors import CourseError
+from course.journal import Journal, grading_fingerprint
 from course.plugin import Candidate, GradingPlugin
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:nbval", "--assert=plain",
@@ -42,6 +43,9 @@ class NotebookResult:
     tests: list[TestResult] = field(default_factory=list)
     problem: str | None = None          # why nothing could be graded (missing, unreadable)
     load_errors: list[dict] = field(default_factory=list)
+    sandboxed: bool = True
+    notes: list[str] = field(default_factory=list)  # what the grader noticed and set right (locked cells)
+    reused: bool = False  # taken from the journal of an earlier run, not graded again
 
     @property
     def score(self) -> float:
@@ -54,12 +58,23 @@ class NotebookResult:
     def exercise_score(self, exercise_id: str) -> float:
         return round(sum(t.score for t in self.tests if t.exercise == exercise_id), 4)
 
-    def as_json(self) -> dict:
+    def as_json(self, precise: bool = False) -> dict:
+        num = (lambda x: x) if precise else (lambda x: round(x, 4))  # noqa: E731
         return {"student": self.student, "assignment": self.assignment, "notebook": self.notebook.name,
                 "path": str(self.path) if self.path else None, "score": self.score, "max_score": self.max_score,
-                "problem": self.problem,
-                "tests": [{"name": t.name, "exercise": t.exercise, "score": round(t.score, 4),
-                           "max_score": round(t.max_score, 4), "output": t.output} for t in self.tests]}
+                "problem": self.problem, "notes": self.notes, "sandboxed": self.sandboxed,
+                "load_errors": self.load_errors,
+                "tests": [{"name": t.name, "exercise": t.exercise, "score": num(t.score),
+                           "max_score": num(t.max_score), "output": t.output, "hint": t.hint} for t in self.tests]}
+
+    @classmethod
+    def from_json(cls, notebook: Notebook, data: dict) -> "NotebookResult":
+        result = cls(data["student"], data["assignment"], notebook, Path(data["path"]) if data["path"] else None,
+                     problem=data["problem"], load_errors=data["load_errors"], sandboxed=data["sandboxed"],
+                     notes=data["notes"])
+        result.tests = [TestResult(t["name"], t["exercise"], t["score"], t["max_score"], t["output"], t["hint"])
+                        for t in data["tests"]]
+        return result
 
 
 # -- finding submissions ------------------------------------------------------------------------------------
@@ -115,74 +130,142 @@ def discover(assignment: Assignment, paths: list[Path]) -> dict[str, dict[str, P
 
 
 # -- grading -------------------------------------------------------------------------------------------------
+def require_isolation(course: Course) -> None:
+    """Refuse to run submissions outside the sandbox unless the instructor asked for exactly that."""
+    if course.grading.sandboxed:
+        problem = sandbox.sandbox_problem()
+        if problem:
+            raise CourseError(f"cannot grade in a sandbox: {problem}. Grading runs the submissions' code; "
+                              "pass --allow-unsandboxed to run it without isolation, at your own risk")
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
 def grade_notebook(course: Course, notebook: Notebook, files: dict[str, Path | None], seed: int,
-                   workers: int = 1) -> list[NotebookResult]:
+                   workers: int = 1, journal: Journal | None = None) -> list[NotebookResult]:
     """Grade one notebook of many students with its hidden suite: in this process, or split into `workers`
-    shards that each run the suite in a process of their own."""
-    graded = [s for s, f in files.items() if f is not None]
-    if workers > 1 and len(graded) > 1:
-        return _grade_in_shards(course, notebook, files, seed, min(workers, len(graded)))
+    shards that each run the suite in a process of their own. With a journal, results already graded
+    under the same conditions are reused, and each new result is saved the moment it is scored."""
+    fingerprint = grading_fingerprint(course, notebook, seed) if journal else ""
+    reused = {}
+    if journal:
+        for student, file in files.items():
+            if file is not None and (done := journal.load(notebook, student, file, fingerprint)):
+                reused[student] = done
+    todo = {s: f for s, f in files.items() if s not in reused}
+    if workers > 1 and sum(f is not None for f in todo.values()) > 1:
+        fresh = _grade_in_shards(course, notebook, todo, seed, workers, journal)
+    else:
+        fresh = _grade_here(course, notebook, todo, seed, journal, fingerprint)
+    order = {s: i for i, s in enumerate(files)}
+    return sorted([*reused.values(), *fresh], key=lambda r: order[r.student])
+
+
+def _grade_here(course, notebook, files, seed, journal, fingerprint) -> list[NotebookResult]:
     paths = notebook.paths(course.root)
+    if not paths.release.is_file():
+        raise CourseError(f"{paths.release}: not found (run `course release {notebook.assignment}` first)")
+    release = notebooks.read(paths.release)
     results, candidates = {}, []
+
+    def finished(result: NotebookResult):
+        if journal and result.path is not None:
+            journal.save(result, fingerprint)
+
     for student, file in files.items():
-        result = results[student] = NotebookResult(student, notebook.assignment, notebook, file)
+        result = results[student] = NotebookResult(student, notebook.assignment, notebook, file,
+                                                   sandboxed=course.grading.sandboxed)
         if file is None:
             result.problem = f"{notebook.name}.ipynb was not submitted"
             continue
         try:
-            candidates.append(Candidate(student, notebooks.cells_to_run(notebooks.read(file))))
+            cells = _prepare(notebooks.read(file), release, notebook, result)
         except CourseError as exc:
             result.problem = str(exc)
+        if result.problem:
+            finished(result)
+        else:
+            candidates.append(Candidate(student, cells))
     if candidates:
-        plugin = GradingPlugin(notebook, candidates, paths.reference, course.grading, seed)
+        def scored(candidate: Candidate, outcomes):
+            result = results[candidate.id]
+            _score(notebook, candidate, outcomes, result)
+            finished(result)
+
+        plugin = GradingPlugin(notebook, candidates, paths.reference, course.grading, seed, on_done=scored)
         code = pytest.main([str(paths.suite), "--rootdir", str(course.root), "--confcutdir", str(course.root / "autograder"),
                             "-c", str(Path(__file__).with_name("suite.ini")), *PYTEST_ARGS], plugins=[plugin])
         if plugin.problems:
             raise CourseError(plugin.problems[0])
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             raise CourseError(f"{paths.suite}: the hidden suite did not run (pytest exit status {int(code)})")
-        _score(notebook, plugin, results)
     return list(results.values())
 
 
-def _grade_shard(course, notebook, files, seed):
-    return grade_notebook(course, notebook, files, seed, workers=1)
+def _prepare(nb, release, notebook: Notebook, result: NotebookResult):
+    """The cells to run for one submission, with locked cells as released; None when it cannot be graded."""
+    if not notebooks.belongs_to(nb, release):
+        result.problem = (f"this is not {notebook.assignment}'s {notebook.name}: none of its exercise cells are "
+                          "there (a notebook from another assignment?)")
+        return None
+    changed = notebooks.tampering(nb, release)
+    if changed:
+        result.notes.append("locked cells were deleted or changed and are graded as released: "
+                            + ", ".join(changed))
+    return notebooks.cells_to_run(notebooks.restore_locked(nb, release))
 
 
-def _grade_in_shards(course, notebook, files, seed, shards):
-    students = list(files)
+def _die_with_parent():
+    """A shard must not outlive the grader that started it (a batch stopped with Ctrl-C or kill)."""
+    import ctypes
+    import signal
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _grade_shard(course, notebook, files, seed, journal):
+    return grade_notebook(course, notebook, files, seed, workers=1, journal=journal)
+
+
+def _grade_in_shards(course, notebook, files, seed, shards, journal):
+    students = [s for s, f in files.items() if f is not None] + [s for s, f in files.items() if f is None]
+    shards = min(shards, sum(f is not None for f in files.values()))
     parts = [{s: files[s] for s in students[i::shards]} for i in range(shards)]
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(shards, mp_context=context) as pool:
-        done = list(pool.map(_grade_shard, [course] * shards, [notebook] * shards, parts, [seed] * shards))
-    order = {s: i for i, s in enumerate(students)}
-    return sorted((r for part in done for r in part), key=lambda r: order[r.student])
+    with concurrent.futures.ProcessPoolExecutor(shards, mp_context=context, initializer=_die_with_parent) as pool:
+        done = pool.map(_grade_shard, [course] * shards, [notebook] * shards, parts, [seed] * shards,
+                        [journal] * shards)
+        return [r for part in done for r in part]
 
 
-def _score(notebook: Notebook, plugin: GradingPlugin, results: dict[str, NotebookResult]):
-    for c in plugin.candidates:  # errors of the student's own cells; the rest only follow from them
-        results[c.id].load_errors = [e for e in c.load_errors if notebooks.is_solution_label(e["cell"])]
-    per_exercise: dict[str, set[str]] = {}
-    for o in plugin.outcomes:
-        per_exercise.setdefault(o.exercise, set()).add(o.test)
+def _score(notebook: Notebook, candidate: Candidate, outcomes, result: NotebookResult):
+    """A submission's points: each exercise's points shared equally among its tests."""
+    # errors of the student's own cells; the rest only follow from them
+    result.load_errors = [e for e in candidate.load_errors if notebooks.is_solution_label(e["cell"])]
+    per_exercise: dict[str, int] = {}
+    for o in outcomes:
+        per_exercise[o.exercise] = per_exercise.get(o.exercise, 0) + 1
     points = {e.id: e.points for e in notebook.auto_exercises}
-    for o in plugin.outcomes:
-        share = points[o.exercise] / len(per_exercise[o.exercise])
-        results[o.submission].tests.append(TestResult(o.test, o.exercise, share if o.passed else 0.0, share,
-                                                      o.output, "" if o.passed else o.hint))
+    for o in outcomes:
+        share = points[o.exercise] / per_exercise[o.exercise]
+        result.tests.append(TestResult(o.test, o.exercise, share if o.passed else 0.0, share,
+                                       o.output, "" if o.passed else o.hint))
+
+
+def default_seed(course: Course, assignment: Assignment) -> int:
+    """The same inputs every time an assignment is graded, so that grading twice gives the same result."""
+    return zlib.crc32(f"{course.id}/{assignment.name}".encode()) % (2**31)
 
 
 def grade(course: Course, assignment: Assignment, submissions: dict[str, dict[str, Path]],
-          seed: int | None = None, workers: int = 1) -> list[list[NotebookResult]]:
+          seed: int | None = None, workers: int = 1, journal: Journal | None = None) -> list[list[NotebookResult]]:
     """Grade every student's notebooks; returns one list of notebook results per student."""
-    seed = secrets.randbelow(2**31) if seed is None else seed
+    require_isolation(course)
+    seed = default_seed(course, assignment) if seed is None else seed
     by_student: dict[str, list[NotebookResult]] = {s: [] for s in submissions}
     for notebook in assignment.notebooks:
         files = {s: nbs.get(notebook.name) for s, nbs in submissions.items()}
-        for result in grade_notebook(course, notebook, files, seed, workers):
+        for result in grade_notebook(course, notebook, files, seed, workers, journal):
             by_student[result.student].append(result)
     return list(by_student.values())

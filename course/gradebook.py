@@ -1,11 +1,11 @@
 """Scores into nbgrader's gradebook, so that formgrader and `nbgrader export` show them."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from course.config import Course
 from course.grade import NotebookResult
+from course.journal import atomic_write
 from course.release import ensure_in_gradebook
 
 
@@ -36,6 +36,5 @@ def place_for_formgrader(course: Course, results: list[NotebookResult]) -> None:
         if r.path is None or r.problem:
             continue
         dest = course.root / "autograded" / r.student / r.assignment / f"{r.notebook.name}.ipynb"
-        dest.parent.mkdir(parents=True, exist_ok=True)
         if Path(r.path).resolve() != dest.resolve():
-            shutil.copyfile(r.path, dest)
+            atomic_write(dest, Path(r.path).read_bytes())

@@ -44,7 +44,7 @@ def _hint(fn) -> str:
 
 class GradingPlugin:
     def __init__(self, notebook, candidates: list[Candidate], reference_path, grading, seed: int,
-                 prefetch: int = 1):
+                 prefetch: int = 1, on_done=None):
         self.notebook = notebook
         self.candidates = candidates
         self.by_id = {c.id: i for i, c in enumerate(candidates)}
@@ -52,7 +52,9 @@ class GradingPlugin:
         self.grading = grading
         self.base_seed = seed
         self.prefetch = prefetch
+        self.on_done = on_done  # called with (candidate, its outcomes) once all its tests have run
         self.outcomes: list[Outcome] = []
+        self.tests_each = 0
         self.problems: list[str] = []
         self._reference_ns = None
         self._reference_cache: dict = {}
@@ -90,6 +92,7 @@ class GradingPlugin:
         if self.problems:
             items[:] = []
             return
+        self.tests_each = len(items) // max(1, len(self.candidates))
         # submission by submission, keeping the suite's own order within each
         items.sort(key=lambda it: self.by_id[it.callspec.params["submission"]])
 
@@ -138,7 +141,7 @@ class GradingPlugin:
                 self._retire(c)
         for c in self.candidates[index:index + 1 + self.prefetch]:
             if c.worker is None:
-                c.worker = Worker(c.cells, self.grading.limits, self.grading.notebook_timeout)
+                c.worker = Worker(c.cells, self.grading.limits, self.grading.notebook_timeout, self.grading.sandboxed)
                 c.worker.start()
         return self.candidates[index].worker
 
@@ -146,6 +149,9 @@ class GradingPlugin:
         c.load_errors = c.worker.load_errors
         c.worker.stop()
         c.worker = False  # graded: never start again
+        outcomes = [o for o in self.outcomes if o.submission == c.id]
+        if self.on_done and len(outcomes) == self.tests_each:  # not when a batch was stopped halfway
+            self.on_done(c, outcomes)
 
     def pytest_sessionfinish(self, session):
         for c in self.candidates:

@@ -7,6 +7,10 @@ from pathlib import Path
 import jinja2
 
 from course.grade import NotebookResult
+from course.journal import atomic_write
+
+
+UNSANDBOXED = "graded WITHOUT the sandbox (--allow-unsandboxed): the submission's code ran unisolated"
 
 
 def _pts(x: float) -> str:
@@ -31,10 +35,14 @@ def text(student_results: list[NotebookResult]) -> str:
     total = sum(r.score for r in student_results)
     possible = sum(r.max_score for r in student_results)
     lines = [f"{first.student} — {first.assignment}: {_pts(total)} / {_pts(possible)}"]
+    if not all(r.sandboxed for r in student_results):
+        lines.append(f"  ! {UNSANDBOXED}")
     for r in student_results:
         lines.append(f"  {r.notebook.name:<{w + 2}} {_pts(r.score):>9} / {_pts(r.max_score)}")
         if r.problem:
             lines.append(f"      ! {r.problem}")
+        for note in r.notes:
+            lines.append(f"      note: {note}")
         for ex, score, failed in exercise_rows(r):
             if score is None:
                 lines.append(f"    {ex.title:<{w}} {'(by hand)':>9} / {_pts(ex.points)}")
@@ -52,8 +60,7 @@ def text(student_results: list[NotebookResult]) -> str:
 
 def write_json(all_results: list[list[NotebookResult]], file: Path, seed: int) -> None:
     data = {"seed": seed, "submissions": [r.as_json() for student in all_results for r in student]}
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write(file, json.dumps(data, indent=2) + "\n")
 
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -71,7 +78,6 @@ def write_feedback(results: list[NotebookResult], root: Path, course_title: str)
     written = []
     for r in results:
         out = root / r.student / r.assignment / f"{r.notebook.name}.html"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(feedback_html(r, course_title))
+        atomic_write(out, feedback_html(r, course_title))
         written.append(out)
     return written
