@@ -7,6 +7,7 @@ from pathlib import Path
 import nbformat
 
 from course import config, notebooks
+from course.sandbox import UID_BASE
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -30,6 +31,19 @@ def submission(course, student: str, cells: dict[str, str], *, base="release", f
 def run_course(*args, cwd=None, env=None, timeout=600):
     return subprocess.run([str(COURSE_BIN), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def sandbox_processes() -> list[str]:
+    """Processes still running under a sandbox user id."""
+    alive = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("Uid", "0").split()[0]) >= UID_BASE:
+            alive.append(f"{status.parent.name} {fields.get('Name', '').strip()}")
+    return alive
 
 
 GOOD_ADD = "def add(a, b):\n    return a + b"

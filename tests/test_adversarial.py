@@ -1,0 +1,373 @@
+"""Hostile submissions, graded in one batch next to an honest one.
+
+Each entry of HOSTILE is a submission that tries to earn points it did not, to see what it must not, or to
+break grading for everyone. For every one: no unearned point, the grader survives, the honest submission in
+the same batch keeps full marks, and the report says in one sentence what happened. Two attacks are also
+graded without the sandbox, to show that they are real and that the sandbox is what stops them.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import GOOD_ADD, GOOD_SCALE, REPO, sandbox_processes, submission
+
+from course import grade, notebooks, report
+from course.sandbox import sandbox_problem
+
+# The hostile code sits in the `add` cell; `scale` is left as released, so every point would be unearned.
+PATCH_COMPARISONS = """
+import builtins, math, numpy as np, torch, torch.testing
+np.allclose = np.isclose = np.array_equal = lambda *a, **k: True
+np.testing.assert_allclose = torch.testing.assert_close = lambda *a, **k: None
+torch.allclose = torch.equal = lambda *a, **k: True
+math.isclose = lambda *a, **k: True
+builtins.abs = lambda x: 0.0
+def add(a, b):
+    return 0.0
+"""
+
+PATCH_BUILTINS = """
+import builtins
+builtins.isinstance = lambda *a: True
+builtins.len = lambda x: 0
+def add(a, b):
+    return 0.0
+"""
+
+FORGE_INPUTS = """
+import random, numpy as np
+class Zeros(random.Random):
+    def uniform(self, a, b):
+        return 0.0
+random.Random = Zeros                       # the probe's inputs become zeros, so 0 would be right...
+np.random.default_rng = lambda *a, **k: np.random.Generator(np.random.PCG64(0))
+def add(a, b):
+    return 0.0
+"""
+
+ALWAYS_EQUAL = """
+import numpy as np
+class Yes(float):
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __lt__(self, other): return True
+    __le__ = __gt__ = __ge__ = __lt__
+def add(a, b):
+    return Yes(0.0)
+"""
+
+EQUAL_ARRAY = """
+import numpy as np, torch
+class Liar(np.ndarray):
+    def __eq__(self, other): return np.ones(np.shape(other), bool)
+class LiarTensor(torch.Tensor):
+    def __eq__(self, other): return torch.ones(1, dtype=torch.bool)
+def add(a, b):
+    return torch.zeros(()).as_subclass(LiarTensor)
+"""
+EQUAL_ARRAY_SCALE = """
+import numpy as np
+class Liar(np.ndarray):
+    def __eq__(self, other): return np.ones(np.shape(other), bool)
+    def __array_finalize__(self, obj): pass
+def scale(x, k):
+    return np.zeros(np.shape(x)).view(Liar)
+"""
+
+SYS_EXIT = "import sys\ndef add(a, b):\n    sys.exit(0)"
+OS_EXIT = "import os\ndef add(a, b):\n    os._exit(0)"
+RAISE_EXIT = "def add(a, b):\n    raise SystemExit(0)"
+
+FAKE_REPORT = """
+import sys
+def add(a, b):
+    report = "test_add PASSED\\ntest_add_ints PASSED\\ntest_scale PASSED\\n3 passed\\nscore: 3 / 3\\n"
+    print(report); sys.stdout.flush(); sys.stderr.write(report)
+    return a - b
+"""
+
+READ_HIDDEN = """
+import os
+FOUND = {}
+for d, dirs, files in os.walk(ROOT):
+    for f in files:
+        try:
+            FOUND[os.path.join(d, f)] = open(os.path.join(d, f), "rb").read()
+        except OSError:
+            pass
+def add(a, b):
+    for path, text in FOUND.items():
+        if path.endswith("solutions/toy/adder.py"):
+            ns = {}
+            exec(text, ns)
+            return ns["add"](a, b)
+    return open(ROOT + "/solutions/toy/adder.py").read()
+"""
+
+READ_OTHERS = """
+def add(a, b):
+    ns = {}
+    import json
+    nb = json.load(open(HONEST))
+    exec("".join(c["source"]) if isinstance(c["source"], list) else c["source"], ns)
+    return ns["add"](a, b)
+""".replace('exec("".join(c["source"]) if isinstance(c["source"], list) else c["source"], ns)',
+            'exec("\\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"), ns)')
+
+INSPECT_STACK = """
+import gc, inspect
+def add(a, b):
+    for info in inspect.stack():
+        for name, value in info.frame.f_locals.items():
+            if name in ("expected", "reference", "want"):
+                return value
+    for obj in gc.get_objects():
+        if isinstance(obj, dict) and "expected" in obj:
+            return obj["expected"]
+    return 0.0
+"""
+
+INFINITE_LOOP = "def add(a, b):\n    while True:\n        pass"
+MEMORY_BOMB = "def add(a, b):\n    hog = []\n    while True:\n        hog.append(bytearray(64 << 20))"
+MEMORY_AT_ONCE = "def add(a, b):\n    return len(bytearray(64 << 30))"
+FORK_BOMB = """
+import os
+def add(a, b):
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            pass
+"""
+FORK_FAST = """
+import os, time
+def add(a, b):
+    while True:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+"""
+
+NETWORK = """
+import socket
+def add(a, b):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=2)
+    s.sendall(b"let me in")
+    return float(s.recv(64))
+"""
+NETWORK_DNS = "import socket\ndef add(a, b):\n    return socket.getaddrinfo('pypi.org', 443)[0][4][1]"
+
+HUGE_FILE = "def add(a, b):\n    with open('big', 'wb') as f:\n        f.write(b'0' * (100 << 20))\n    return a + b"
+FILL_SCRATCH = """
+def add(a, b):
+    for i in range(1000):
+        with open(f"part{i}", "wb") as f:
+            f.write(b"0" * (8 << 20))
+    return a + b
+"""
+WRITE_OUTSIDE = "def add(a, b):\n    open(ROOT + '/autograder/toy/test_adder.py', 'w').write('')\n    return a + b"
+
+# name: (add cell, words the report must contain)
+HOSTILE = {
+    "patch-comparisons": (PATCH_COMPARISONS, "is not what was expected"),
+    "patch-builtins": (PATCH_BUILTINS, ""),
+    "forge-inputs": (FORGE_INPUTS, "is not what was expected"),
+    "always-equal": (ALWAYS_EQUAL, "is not what was expected"),
+    "equal-tensor": (EQUAL_ARRAY, "cannot be sent"),
+    "sys-exit": (SYS_EXIT, "called exit() while a test was using it"),
+    "os-exit": (OS_EXIT, "exited with status 0"),
+    "raise-exit": (RAISE_EXIT, "called exit() while a test was using it"),
+    "fake-report": (FAKE_REPORT, "is not what was expected"),
+    "read-hidden": (READ_HIDDEN, "opened a file that grading does not provide"),
+    "read-others": (READ_OTHERS, "opened a file that grading does not provide"),
+    "inspect-stack": (INSPECT_STACK, "is not what was expected"),
+    "infinite-loop": (INFINITE_LOOP, "time limit of 4 s exceeded"),
+    "memory-bomb": (MEMORY_BOMB, "ran out of memory: the limit of 1024 MB"),
+    "memory-at-once": (MEMORY_AT_ONCE, "ran out of memory"),
+    "fork-bomb": (FORK_BOMB, "time limit of 4 s exceeded"),
+    "fork-fast": (FORK_FAST, "tried to start more processes or threads than allowed (32)"),
+    "network": (NETWORK, "tried to use the network"),
+    "network-dns": (NETWORK_DNS, "tried to use the network"),
+    "huge-file": (HUGE_FILE, "wrote a file larger than the limit of 16 MB"),
+    "fill-scratch": (FILL_SCRATCH, "filled its scratch space"),
+    "write-outside": (WRITE_OUTSIDE, "opened a file that grading does not provide"),
+}
+
+
+def strict(course, sandboxed=True):
+    """The course with small limits, so that every attack reaches one quickly."""
+    limits = dataclasses.replace(course.grading.limits, memory_mb=1024, processes=32, file_size_mb=16,
+                                 scratch_mb=48, cpu_seconds=120)
+    grading = dataclasses.replace(course.grading, limits=limits, test_timeout=4, notebook_timeout=30,
+                                  sandboxed=sandboxed)
+    return dataclasses.replace(course, grading=grading)
+
+
+class Listener:
+    """A server on the grader's loopback that records whether anyone connected."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.sendall(b"0")
+            conn.close()
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+
+
+def hostile_batch(course, folder: Path, port: int) -> Path:
+    honest = submission(course, "honest", {"add-impl": GOOD_ADD, "scale-impl": GOOD_SCALE}, folder=folder)
+    constants = f"ROOT = {str(course.root)!r}\nHONEST = {str(honest)!r}\nPORT = {port}\n"
+    for name, (code, _) in HOSTILE.items():
+        cells = {"add-impl": constants + code}
+        if name == "equal-tensor":
+            cells["scale-impl"] = EQUAL_ARRAY_SCALE
+        submission(course, name, cells, folder=folder)
+
+    # a wrong answer whose locked test cells and nbgrader metadata were edited or deleted to claim points
+    tampered = submission(course, "tampered", {"add-impl": "def add(a, b):\n    return a - b"}, folder=folder)
+    nb = notebooks.read(tampered)
+    for cell in nb.cells:
+        meta = notebooks.nbgrader_meta(cell)
+        if meta.get("grade_id") == "add-impl":
+            meta.update(grade=True, points=100)
+        if meta.get("grade_id") == "scale":
+            cell.source = "assert True"
+    nb.cells = [c for c in nb.cells if notebooks.nbgrader_meta(c).get("grade_id") != "add"]
+    nbformat.write(nb, str(tampered))
+
+    for name, content in {"not-json": "{ this is not json", "empty": ""}.items():
+        path = folder / name / "toy" / "adder.ipynb"
+        path.parent.mkdir(parents=True)
+        path.write_text(content)
+    other = folder / "other-assignment" / "toy" / "adder.ipynb"
+    other.parent.mkdir(parents=True)
+    shutil.copyfile(REPO / "release" / "week1" / "02_backprop_and_mlp.ipynb", other)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """Grade the whole hostile corpus once, in one batch, with two workers, as `course grade` would."""
+    if sandbox_problem():
+        pytest.fail(f"the sandbox cannot start here: {sandbox_problem()}")
+    from course import config, release
+    root = tmp_path_factory.mktemp("adversarial") / "mini"
+    shutil.copytree(REPO / "tests" / "minicourse", root, ignore=shutil.ignore_patterns("release", "gradebook.db"))
+    course = strict(config.load(root))
+    release.release(course, course.assignment("toy"))
+    listener = Listener()
+    try:
+        folder = hostile_batch(course, root / "submitted", listener.port)
+        a = course.assignment("toy")
+        results = grade.grade(course, a, grade.discover(a, [folder]), seed=11, workers=2)
+    finally:
+        listener.close()
+    return {r[0].student: r[0] for r in results}, listener, course
+
+
+def _report(result) -> str:
+    return report.text([result])
+
+
+def test_the_honest_submission_keeps_full_marks(batch):
+    results, _, _ = batch
+    honest = results["honest"]
+    assert honest.score == honest.max_score == 3, _report(honest)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_no_unearned_point_and_the_report_says_what_happened(batch, name):
+    results, _, _ = batch
+    r = results[name]
+    assert r.score == 0, _report(r)
+    words = HOSTILE[name][1]
+    failed = [t for t in r.tests if t.exercise == "add"]
+    assert failed and not any(t.passed for t in failed)
+    assert all(words in t.output for t in failed), _report(r)
+    assert all(t.output.count(". ") <= 1 and "\n" not in t.output for t in failed), _report(r)
+
+
+def test_tampered_locked_cells_are_restored_and_named(batch):
+    results, _, _ = batch
+    r = results["tampered"]
+    assert r.score == 0 and r.max_score == 3, _report(r)
+    [note] = r.notes
+    assert "add (deleted)" in note and "scale (edited)" in note and "add-impl (nbgrader metadata changed)" in note
+
+
+@pytest.mark.parametrize("name, words", [("not-json", "not a readable notebook"),
+                                         ("empty", "not a readable notebook"),
+                                         ("other-assignment", "a notebook from another assignment")])
+def test_files_that_are_not_this_notebook(batch, name, words):
+    results, _, _ = batch
+    r = results[name]
+    assert r.score == 0 and not r.tests and words in r.problem, r.problem
+
+
+def test_nothing_reached_the_network_and_nothing_is_left_running(batch):
+    _, listener, _ = batch
+    assert listener.connections == 0
+    assert sandbox_processes() == []
+
+
+def test_the_course_files_are_untouched(batch):
+    _, _, course = batch
+    suite = course.root / "autograder" / "toy" / "test_adder.py"
+    assert "def test_add" in suite.read_text()
+
+
+def test_without_the_sandbox_the_same_attacks_succeed(tmp_path, mini):
+    """The attacks are real: with isolation switched off, reading the reference earns the points and the
+    network is reachable. The sandbox is what stops them."""
+    listener = Listener()
+    try:
+        constants = f"ROOT = {str(mini.root)!r}\nPORT = {listener.port}\n"
+        course = strict(mini, sandboxed=False)
+        a = course.assignment("toy")
+        for name in ("read-hidden", "network"):
+            submission(course, name, {"add-impl": constants + HOSTILE[name][0]}, folder=tmp_path / "s")
+        results = {r[0].student: r[0] for r in grade.grade(course, a, grade.discover(a, [tmp_path / "s"]), seed=2)}
+    finally:
+        listener.close()
+    assert results["read-hidden"].exercise_score("add") == 2, _report(results["read-hidden"])
+    assert listener.connections > 0
+    assert not results["network"].sandboxed and "WITHOUT the sandbox" in _report(results["network"])
+
+
+def test_grading_refuses_to_run_unsandboxed_unless_asked(mini, monkeypatch):
+    from course import sandbox
+    from course.errors import CourseError
+    monkeypatch.setattr(sandbox, "sandbox_problem", lambda: "bubblewrap is not installed")
+    a = mini.assignment("toy")
+    path = submission(mini, "x", {"add-impl": GOOD_ADD})
+    with pytest.raises(CourseError, match="cannot grade in a sandbox: bubblewrap is not installed.*--allow-unsandboxed"):
+        grade.grade(mini, a, grade.discover(a, [path]), seed=1)
+
+
+def test_json_scores_record_whether_the_sandbox_was_on(batch, tmp_path):
+    results, _, _ = batch
+    report.write_json([[results["honest"]]], tmp_path / "s.json", 11)
+    [entry] = json.loads((tmp_path / "s.json").read_text())["submissions"]
+    assert entry["sandboxed"] is True and os.path.basename(entry["path"]) == "adder.ipynb"
