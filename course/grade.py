@@ -155,12 +155,22 @@ def grade_notebook(course: Course, notebook: Notebook, files: dict[str, Path | N
             if file is not None and (done := journal.load(notebook, student, file, fingerprint)):
                 reused[student] = done
     todo = {s: f for s, f in files.items() if s not in reused}
+    _prepare_data(notebook)
     if workers > 1 and sum(f is not None for f in todo.values()) > 1:
         fresh = _grade_in_shards(course, notebook, todo, seed, workers, journal)
     else:
         fresh = _grade_here(course, notebook, todo, seed, journal, fingerprint)
     order = {s: i for i, s in enumerate(files)}
     return sorted([*reused.values(), *fresh], key=lambda r: order[r.student])
+
+
+def _prepare_data(notebook: Notebook) -> None:
+    import coursedata
+    for name in notebook.datasets:
+        try:
+            coursedata.prepare(name)
+        except coursedata.DataError as exc:
+            raise CourseError(f"dataset {name!r} of {notebook.assignment}/{notebook.name}: {exc}") from None
 
 
 def _grade_here(course, notebook, files, seed, journal, fingerprint) -> list[NotebookResult]:

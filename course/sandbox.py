@@ -52,7 +52,9 @@ def _apply_limits(limits: Limits):
 
 
 def worker_env(home: str) -> dict:
+    data = {"COURSE_DATA_CACHE": os.environ["COURSE_DATA_CACHE"]} if os.environ.get("COURSE_DATA_CACHE") else {}
     return {
+        **data,
         "PATH": "/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "HOME": home,
@@ -145,9 +147,9 @@ def sandbox_problem() -> str | None:
     if os.geteuid() != 0:
         return ("the sandbox runs each submission under a user id of its own, which needs root; "
                 "run the grader as root (for example in a container)")
-    limits = Limits(cpu_seconds=10, memory_mb=1024, processes=16, file_size_mb=1, open_files=64, scratch_mb=1)
+    limits = Limits(cpu_seconds=10, memory_mb=1024, processes=16, file_size_mb=1, open_files=256, scratch_mb=1)
     try:
-        trial = subprocess.run(bwrap_command(limits, _next_uid(), [sys.executable, "-c", "pass"]),
+        trial = subprocess.run(bwrap_command(limits, _next_uid(), [sys.executable, "-c", "import course.worker, coursedata"]),
                                capture_output=True, text=True, timeout=60, preexec_fn=_apply_limits(limits),
                                env=worker_env("/tmp"))
     except (OSError, subprocess.TimeoutExpired) as exc:

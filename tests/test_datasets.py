@@ -47,3 +47,23 @@ def test_fetch_without_a_network_fails_at_once(tmp_path):
     with pytest.raises(DataError, match="cannot download"):
         fetch("http://127.0.0.1:9/mnist.gz", "0" * 64, cache=tmp_path)
     assert time.monotonic() - start < 15
+
+
+def test_prepared_cache_is_what_a_sandboxed_worker_reads(tmp_path, monkeypatch):
+    from course.runner import Worker
+    from course.sandbox import Limits
+    tmp_path.chmod(0o755)  # the sandbox's user is not root: the cache must be readable by others
+    monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path))
+    coursedata.prepare("mnist1d")
+    [cached] = tmp_path.glob("mnist1d-*.npz")
+    probes = ("def peek(nb):\n    import coursedata, os\n"
+              "    return [os.path.isfile(os.path.join(os.environ['COURSE_DATA_CACHE'], 'mnist1d-seed42.npz')),"
+              " float(coursedata.mnist1d()['x_train'].sum())]\n")
+    w = Worker([["1", "pass"]], Limits(60, 2048, 64, 16, 256), 60, sandboxed=True)
+    try:
+        w.start()
+        seen, total = w.call("k", probes, "peek", {}, 60)
+    finally:
+        w.stop()
+    assert seen is True and cached.name == "mnist1d-seed42.npz"
+    assert total == pytest.approx(float(coursedata.mnist1d()["x_train"].sum()))

@@ -11,7 +11,7 @@ import numpy as np
 
 from coursedata.fetch import DataError, cache_dir, fetch, registry
 
-__all__ = ["moons", "digits", "mnist1d", "mnist", "DataError", "registry"]
+__all__ = ["moons", "digits", "mnist1d", "mnist", "prepare", "DataError", "registry"]
 
 
 def moons(n_samples: int = 100, noise: float = 0.1, seed: int = 0):
@@ -77,3 +77,12 @@ def mnist():
     files = [fetch(f["url"], f["sha256"]) for f in registry()["mnist"]["files"]]
     x_tr, y_tr, x_te, y_te = (_idx(p) for p in files)
     return {"x_train": x_tr, "y_train": y_tr.astype(np.int64), "x_test": x_te, "y_test": y_te.astype(np.int64)}
+
+
+def prepare(name: str) -> None:
+    """Fill the cache of a dataset before grading: workers see the cache read-only and have no network.
+    Datasets that come with an installed package need nothing."""
+    if name == "mnist1d":
+        mnist1d()
+    elif name == "mnist":
+        mnist()
