@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup sandbox demo test test-tooling test-suites test-notebooks release clean
+.PHONY: setup sandbox demo audit test test-tooling test-suites test-notebooks release clean
 
 setup: $(STAMP) sandbox
 
@@ -30,6 +30,10 @@ release: setup
 
 demo: setup
 	$(BIN)/course demo week1
+
+# every cataloged mistake and alternative graded: which tests catch what (also run by `make test`)
+audit: setup
+	$(BIN)/course audit
 
 # unit tests of the tooling, the hidden suites against reference / release / mistakes, release/ freshness
 test-tooling: setup

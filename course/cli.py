@@ -84,6 +84,25 @@ def cmd_check(args, course) -> int:
     return 0
 
 
+def cmd_audit(args, course) -> int:
+    from course import audit, grade
+    failures = []
+    for a in _assignments(course, args.assignment):
+        seed = grade.default_seed(course, a)
+        for nb in a.notebooks:
+            if args.notebook and nb.name != args.notebook:
+                continue
+            result = audit.audit_notebook(course, nb, seed, args.workers)
+            print(audit.matrix(result) if not args.quiet else result.summary())
+            print()
+            failures += [f"{nb.assignment}/{nb.name}: {f}" for f in result.failures]
+    for f in failures:
+        print(f"FAIL {f}")
+    print(f"audit: {len(failures)} problem(s)" if failures else "audit: every mistake is caught and every "
+          "alternative keeps full marks")
+    return 1 if failures else 0
+
+
 def cmd_demo(args, course) -> int:
     """Release week 1, make three example submissions, grade them."""
     from course import mistakes, notebooks, release
@@ -157,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
     grading_options(c)
     c.set_defaults(func=cmd_check)
+
+    au = sub.add_parser("audit", help="prove the hidden suites: grade every cataloged mistake and alternative",
+                        description="Grade the reference, the untouched release, every cataloged mistake and "
+                                    "every correct alternative through the real grading path; print which tests "
+                                    "catch which mistake. Exit 1 if a mistake keeps full marks for its exercise "
+                                    "or an alternative loses a point.")
+    au.add_argument("assignment", nargs="?", help="one assignment (default: all)")
+    au.add_argument("--notebook", help="only this notebook of the assignment")
+    au.add_argument("--quiet", action="store_true", help="one line per notebook instead of the matrix")
+    au.add_argument("--workers", type=int, default=default_workers(), metavar="N",
+                    help=f"submissions graded at once (default: the number of cores, {default_workers()})")
+    au.set_defaults(func=cmd_audit)
 
     d = sub.add_parser("demo", help="release, make three example submissions and grade them",
                        description="Release the assignment, write three example submissions under demo/submitted "

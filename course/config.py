@@ -35,7 +35,8 @@ class Notebook:
         return NotebookPaths(source=root / "source" / a / f"{n}.ipynb", release=root / "release" / a / f"{n}.ipynb",
                              reference=root / "solutions" / a / f"{n}.py",
                              suite=root / "autograder" / a / f"test_{n}.py",
-                             mistakes=root / "autograder" / a / "mistakes" / f"{n}.yaml")
+                             mistakes=root / "autograder" / a / "mistakes" / f"{n}.yaml",
+                             alternatives=root / "autograder" / a / "alternatives" / f"{n}.yaml")
 
     @property
     def auto_exercises(self) -> tuple[Exercise, ...]:
@@ -49,6 +50,7 @@ class NotebookPaths:
     reference: Path
     suite: Path
     mistakes: Path
+    alternatives: Path
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from course import notebooks, sandbox
+from course import mistakes, notebooks, sandbox
 from course.config import Assignment, Course, Notebook
 from course.errors import CourseError
 from course.journal import Journal, grading_fingerprint
@@ -28,6 +28,7 @@ class TestResult:
     max_score: float
     output: str
     hint: str = ""
+    mistakes: list[str] = field(default_factory=list)  # ids of cataloged mistakes this failure matches
 
     @property
     def passed(self) -> bool:
@@ -46,6 +47,7 @@ class NotebookResult:
     sandboxed: bool = True
     notes: list[str] = field(default_factory=list)  # what the grader noticed and set right (locked cells)
     reused: bool = False  # taken from the journal of an earlier run, not graded again
+    diagnosis: dict[str, list[str]] = field(default_factory=dict)  # exercise -> what the mistake looks like
 
     @property
     def score(self) -> float:
@@ -63,17 +65,18 @@ class NotebookResult:
         return {"student": self.student, "assignment": self.assignment, "notebook": self.notebook.name,
                 "path": str(self.path) if self.path else None, "score": self.score, "max_score": self.max_score,
                 "problem": self.problem, "notes": self.notes, "sandboxed": self.sandboxed,
-                "load_errors": self.load_errors,
+                "load_errors": self.load_errors, "diagnosis": self.diagnosis,
                 "tests": [{"name": t.name, "exercise": t.exercise, "score": num(t.score),
-                           "max_score": num(t.max_score), "output": t.output, "hint": t.hint} for t in self.tests]}
+                           "max_score": num(t.max_score), "output": t.output, "hint": t.hint,
+                           "mistakes": t.mistakes} for t in self.tests]}
 
     @classmethod
     def from_json(cls, notebook: Notebook, data: dict) -> "NotebookResult":
         result = cls(data["student"], data["assignment"], notebook, Path(data["path"]) if data["path"] else None,
                      problem=data["problem"], load_errors=data["load_errors"], sandboxed=data["sandboxed"],
-                     notes=data["notes"])
-        result.tests = [TestResult(t["name"], t["exercise"], t["score"], t["max_score"], t["output"], t["hint"])
-                        for t in data["tests"]]
+                     notes=data["notes"], diagnosis=data["diagnosis"])
+        result.tests = [TestResult(t["name"], t["exercise"], t["score"], t["max_score"], t["output"], t["hint"],
+                                   t["mistakes"]) for t in data["tests"]]
         return result
 
 
@@ -199,12 +202,16 @@ def _grade_here(course, notebook, files, seed, journal, fingerprint) -> list[Not
         else:
             candidates.append(Candidate(student, cells))
     if candidates:
+        catalog = mistakes.load(notebook, paths.mistakes)
+
         def scored(candidate: Candidate, outcomes):
             result = results[candidate.id]
             _score(notebook, candidate, outcomes, result)
+            result.diagnosis = _diagnosis(result, {m.id: m.says for m in catalog})
             finished(result)
 
-        plugin = GradingPlugin(notebook, candidates, paths.reference, course.grading, seed, on_done=scored)
+        plugin = GradingPlugin(notebook, candidates, paths.reference, course.grading, seed, on_done=scored,
+                               mistakes=catalog)
         code = pytest.main([str(paths.suite), "--rootdir", str(course.root), "--confcutdir", str(course.root / "autograder"),
                             "-c", str(Path(__file__).with_name("suite.ini")), *PYTEST_ARGS], plugins=[plugin])
         if plugin.problems:
@@ -260,7 +267,19 @@ def _score(notebook: Notebook, candidate: Candidate, outcomes, result: NotebookR
     for o in outcomes:
         share = points[o.exercise] / per_exercise[o.exercise]
         result.tests.append(TestResult(o.test, o.exercise, share if o.passed else 0.0, share,
-                                       o.output, "" if o.passed else o.hint))
+                                       o.output, "" if o.passed else o.hint, list(o.mistakes)))
+
+
+def _diagnosis(result: NotebookResult, says: dict[str, str]) -> dict[str, list[str]]:
+    """Per exercise, the cataloged mistakes that every failure matched by some mistake agrees on. (A
+    failure that no mistake matches, a timing test for one, does not veto the others.)"""
+    out = {}
+    for ex in {t.exercise for t in result.tests if not t.passed}:
+        matched = [set(t.mistakes) for t in result.tests if t.exercise == ex and not t.passed and t.mistakes]
+        common = set.intersection(*matched) if matched else set()
+        if common:
+            out[ex] = [says[m] for m in sorted(common)]
+    return out
 
 
 def default_seed(course: Course, assignment: Assignment) -> int:

@@ -6,15 +6,19 @@ each outcome with the message a student will read.
 """
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
 import json
 import zlib
 from dataclasses import dataclass, field
 
 import pytest
 
+from course.mistakes import apply_to_reference
 from course.protocol import from_plain, to_plain
 from course.runner import StudentError, Worker
-from course.testing import module_probes
+from course.testing import differences, module_probes
 from course.worker import Notebook as NotebookView
 
 
@@ -26,6 +30,7 @@ class Outcome:
     passed: bool
     output: str
     hint: str
+    mistakes: tuple[str, ...] = ()  # cataloged mistakes whose answers this failure matches
 
 
 @dataclass
@@ -37,6 +42,16 @@ class Candidate:
     load_errors: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Raised:
+    """What a student's call raised, recorded in place of an answer."""
+    kind: str | None
+
+
+def _call_key(probe, kwargs) -> tuple:
+    return probe.name, json.dumps(kwargs, sort_keys=True, default=repr)
+
+
 def _hint(fn) -> str:
     doc = (fn.__doc__ or "").strip()
     return " ".join(doc.split("\n\n")[0].split())
@@ -44,7 +59,7 @@ def _hint(fn) -> str:
 
 class GradingPlugin:
     def __init__(self, notebook, candidates: list[Candidate], reference_path, grading, seed: int,
-                 prefetch: int = 1, on_done=None):
+                 prefetch: int = 1, on_done=None, mistakes=()):
         self.notebook = notebook
         self.candidates = candidates
         self.by_id = {c.id: i for i, c in enumerate(candidates)}
@@ -53,6 +68,8 @@ class GradingPlugin:
         self.base_seed = seed
         self.prefetch = prefetch
         self.on_done = on_done  # called with (candidate, its outcomes) once all its tests have run
+        self.mistakes = list(mistakes)  # cataloged mistakes, to name the one a failing submission made
+        self._mistake_spaces: dict = {}
         self.outcomes: list[Outcome] = []
         self.tests_each = 0
         self.problems: list[str] = []
@@ -105,29 +122,95 @@ class GradingPlugin:
     def student(self, submission, request):
         worker = self._worker(submission)
         key, source = self._probes(request.module)
+        answers = request.node.student_answers = {}  # kept to compare with the cataloged mistakes
 
         def run(probe, timeout=None, **kwargs):
-            return worker.call(key, source, probe.name, kwargs, timeout or self.grading.test_timeout)
+            try:
+                result = worker.call(key, source, probe.name, kwargs, timeout or self.grading.test_timeout)
+            except StudentError as exc:
+                answers[_call_key(probe, kwargs)] = (probe, kwargs, Raised(exc.kind))
+                raise
+            answers[_call_key(probe, kwargs)] = (probe, kwargs, copy.deepcopy(result))
+            return result
         return run
 
     @pytest.fixture
     def reference(self, request):
-        namespace = NotebookView(self._reference())
-        key, source = self._probes(request.module)
+        return self._runner(request.module, "reference", self._reference)
+
+    def _runner(self, module, name: str, load):
+        """A `reference`-like fixture value: runs probes in this process against a trusted namespace
+        (the reference, or the reference with one cataloged mistake), caching each answer."""
+        key, source = self._probes(module)
         space = self._probe_spaces.setdefault(key, {})
         if not space:
             space["__name__"] = "probes"
             exec(compile(source, "<probes>", "exec"), space)
 
         def run(probe, timeout=None, **kwargs):
-            cache_key = (key, probe.name, json.dumps(kwargs, sort_keys=True, default=repr))
+            cache_key = (name, key, _call_key(probe, kwargs))
             if cache_key not in self._reference_cache:
                 arrays = []
-                plain = to_plain(space[probe.name](namespace, **kwargs), arrays)
+                plain = to_plain(space[probe.name](NotebookView(load()), **kwargs), arrays)
                 self._reference_cache[cache_key] = (plain, arrays)
             plain, arrays = self._reference_cache[cache_key]
             return from_plain(plain, [a.copy() for a in arrays])
         return run
+
+    # -- naming the mistake ----------------------------------------------------------------------------
+    def _mistaken(self, mistake) -> dict:
+        if mistake.id not in self._mistake_spaces:
+            ns = {"__name__": "reference"}
+            text = apply_to_reference(self.reference_path.read_text(), mistake)
+            exec(compile(text, f"<mistake {mistake.id}>", "exec"), ns)
+            self._mistake_spaces[mistake.id] = ns
+        return self._mistake_spaces[mistake.id]
+
+    def _diagnose(self, item, exercise: str) -> tuple[str, ...]:
+        """The cataloged mistakes of this exercise that this failure matches:
+        the reference with that mistake gives the student's answers to every call the test made, or
+        raises what the student's code raised; or the test passes when it compares the student's answers
+        with that mistaken reference."""
+        answers = getattr(item, "student_answers", None)
+        if not answers:
+            return ()
+        found = []
+        for m in self.mistakes:
+            if m.exercise != exercise:  # a mistake is named at its own exercise, not where it cascades
+                continue
+            mistaken = self._runner(item.module, f"mistake:{m.id}", functools.partial(self._mistaken, m))
+            if self._same_answers(answers, mistaken) or self._passes_against(item, answers, mistaken):
+                found.append(m.id)
+        return tuple(found)
+
+    @staticmethod
+    def _same_answers(answers: dict, mistaken) -> bool:
+        for probe, kwargs, answer in answers.values():
+            try:
+                theirs = mistaken(probe, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the mistake may make the code raise
+                if not (isinstance(answer, Raised) and answer.kind == type(exc).__name__):
+                    return False
+                continue
+            if isinstance(answer, Raised) or differences(answer, theirs, atol=1e-6, rtol=1e-4):
+                return False
+        return True
+
+    @staticmethod
+    def _passes_against(item, answers: dict, mistaken) -> bool:
+        if any(isinstance(a, Raised) for _, _, a in answers.values()):
+            return False
+
+        def replay(probe, timeout=None, **kwargs):
+            return copy.deepcopy(answers[_call_key(probe, kwargs)][2])  # KeyError: the test asked for more
+
+        args = {n: item.funcargs[n] for n in inspect.signature(item.obj).parameters}
+        args.update(student=replay, reference=mistaken)
+        try:
+            item.obj(**args)
+        except Exception:  # noqa: BLE001 - any failure means: not this mistake
+            return False
+        return True
 
     @pytest.fixture
     def submission(self):  # replaced by parametrization; here so pytest knows the name
@@ -177,13 +260,16 @@ class GradingPlugin:
             return
         if report.when == "call" or (report.when == "setup" and report.failed):
             exc = call.excinfo.value if call.excinfo else None
+            exercise = item.get_closest_marker("exercise").args[0]
+            named = ()
             if report.passed:
                 output = "passed"
             elif isinstance(exc, AssertionError):
                 output = str(exc) or "a check failed"
+                if not isinstance(exc, StudentError) and report.when == "call":
+                    named = self._diagnose(item, exercise)
             else:
                 output = (f"the grader could not check the result: {type(exc).__name__}: {exc} "
                           "(does your function return what the exercise describes?)")
-            self.outcomes.append(Outcome(item.callspec.params["submission"], item.originalname,
-                                         item.get_closest_marker("exercise").args[0], report.passed,
-                                         output, _hint(item.function)))
+            self.outcomes.append(Outcome(item.callspec.params["submission"], item.originalname, exercise,
+                                         report.passed, output, _hint(item.function), named))

@@ -48,6 +48,8 @@ def text(student_results: list[NotebookResult]) -> str:
                 lines.append(f"    {ex.title:<{w}} {'(by hand)':>9} / {_pts(ex.points)}")
                 continue
             lines.append(f"    {ex.title:<{w}} {_pts(score):>9} / {_pts(ex.points)}")
+            for cause in r.diagnosis.get(ex.id, []):
+                lines.append(f"      → this looks like a known mistake: {cause}")
             for t in failed:
                 lines.append(f"      ✗ {t.name}: {t.output}")
                 if t.hint:

@@ -12,7 +12,12 @@ from course.sandbox import Limits, start_worker
 
 
 class StudentError(AssertionError):
-    """The submission raised, hung or crashed while a test was using it."""
+    """The submission raised, hung or crashed while a test was using it. `kind` names the exception the
+    student's code raised, when it raised one."""
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        self.kind = kind
 
 
 def explain(error: dict, limits: Limits | None = None) -> str:
@@ -154,7 +159,7 @@ class Worker:
             raise StudentError(_death(code, "broken pipe", self.limits)) from None
         reply = self._answer(deadline)
         if not reply["ok"]:
-            raise StudentError(explain(reply["error"], self.limits))
+            raise StudentError(explain(reply["error"], self.limits), kind=reply["error"].get("type"))
         return reply["result"]
 
 

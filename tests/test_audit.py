@@ -1,0 +1,77 @@
+"""`course audit` and the feedback that names a cataloged mistake, on the two-exercise test course."""
+import pytest
+import yaml
+
+from helpers import GOOD_SCALE, run_course, submission
+
+from course import audit, grade, mistakes, report
+from course.errors import CourseError
+
+
+def test_audit_passes_and_prints_the_matrix(mini):
+    out = run_course("audit", "toy", "--workers", "2", cwd=mini.root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "6 of 6 mistakes caught, 2 of 2 alternatives accepted, 6 of 6 mistakes named" in out.stdout
+    rows = {line.split("  ")[0]: line for line in out.stdout.splitlines() if line.startswith(("mistake", "alternative"))}
+    assert rows["mistake subtracts"].split()[2:5] == ["x", "x", "."]
+    assert rows["alternative scale-loop"].split()[2:5] == [".", ".", "."]
+
+
+def _add(path, entry):
+    data = yaml.safe_load(path.read_text()) if path.is_file() else []
+    path.write_text(yaml.safe_dump(data + [entry], sort_keys=False))
+
+
+def test_audit_fails_on_an_uncaught_mistake_and_a_rejected_alternative(mini):
+    paths = mini.assignment("toy").notebooks[0].paths(mini.root)
+    _add(paths.mistakes, {"id": "commutes", "exercise": "add", "says": "b + a (not a mistake at all)",
+                          "cell": "add-impl", "replace": "return a + b", "with": "return b + a"})
+    _add(paths.alternatives, {"id": "scale-twice", "exercise": "scale", "says": "claims to be right",
+                              "cell": "scale-impl", "replace": "* k", "with": "* k * 2"})
+    out = run_course("audit", "toy", cwd=mini.root)
+    assert out.returncode == 1
+    assert "FAIL toy/adder: mistake commutes (b + a (not a mistake at all)) keeps full marks for add" in out.stdout
+    assert "FAIL toy/adder: alternative scale-twice (claims to be right) loses points: test_scale" in out.stdout
+
+
+def test_audit_asks_for_three_mistakes_and_an_alternative_per_exercise(mini):
+    nb = mini.assignment("toy").notebooks[0]
+    paths = nb.paths(mini.root)
+    kept = [m for m in yaml.safe_load(paths.mistakes.read_text()) if m["id"] != "scale-adds"]
+    paths.mistakes.write_text(yaml.safe_dump(kept))
+    paths.alternatives.unlink()
+    result = audit.audit_notebook(mini, nb, seed=1)
+    assert "exercise scale has 2 cataloged mistakes in adder.yaml; at least 3 are needed" in result.failures
+    assert any("exercise add has no correct alternative" in f for f in result.failures)
+
+
+def test_feedback_names_the_mistake_a_submission_made(mini):
+    a = mini.assignment("toy")
+    path = submission(mini, "sam", {"add-impl": "def add(a, b):\n    return a * b", "scale-impl": GOOD_SCALE})
+    [[r]] = grade.grade(mini, a, grade.discover(a, [path]))
+    assert r.diagnosis == {"add": ["add multiplies a and b"]}
+    assert "→ this looks like a known mistake: add multiplies a and b" in report.text([r])
+    assert "This looks like a known mistake: add multiplies a and b" in report.feedback_html(r, "t")
+
+
+def test_an_unknown_mistake_is_not_named(mini):
+    a = mini.assignment("toy")
+    path = submission(mini, "kim", {"add-impl": "def add(a, b):\n    return a + b + 1"})
+    [[r]] = grade.grade(mini, a, grade.discover(a, [path]))
+    assert r.exercise_score("add") == 0 and r.diagnosis == {}
+    assert "known mistake" not in report.text([r])
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"id": "x", "exercise": "add", "says": "s", "cell": "add-impl"}, "either replace and with or source"),
+    ({"id": "x", "exercise": "add", "says": "s", "cell": "add-impl", "replace": "a", "with": "b", "source": "c"},
+     "either replace and with or source"),
+    ({"id": "x", "exercise": "nope", "says": "s", "cell": "add-impl", "source": "c"}, "found 'nope'"),
+])
+def test_a_bad_catalog_entry_is_one_line(mini, entry, words):
+    nb = mini.assignment("toy").notebooks[0]
+    path = nb.paths(mini.root).alternatives
+    path.write_text(yaml.safe_dump([entry]))
+    with pytest.raises(CourseError, match=words) as info:
+        mistakes.load_alternatives(nb, path)
+    assert "\n" not in str(info.value) and "alternatives/adder.yaml" in str(info.value)
