@@ -46,4 +46,4 @@ test-notebooks: setup
 test: test-tooling test-notebooks
 
 clean:
-	rm -rf $(VENV) gradebook.db demo feedback autograded
+	rm -rf $(VENV) gradebook.db demo feedback reports autograded

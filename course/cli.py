@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import random
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 from course import config, report
@@ -34,6 +36,23 @@ def cmd_release(args, course) -> int:
     return 1 if failed else 0
 
 
+@contextlib.contextmanager
+def _progress_bar(total: int):
+    """A bar on the terminal (none when output is not a terminal): notebooks done, failed, remaining."""
+    from tqdm import tqdm
+    counts = {"failed": 0}
+    with tqdm(total=total, desc="grading", unit="notebook", disable=None, file=sys.stderr,
+              bar_format="{desc}: {bar} {n_fmt}/{total_fmt} done{postfix} [{elapsed}<{remaining}]") as bar:
+        lock = threading.Lock()
+
+        def tick(student: str, graded: bool):
+            with lock:
+                counts["failed"] += not graded
+                bar.set_postfix_str(f"{counts['failed']} failed, {total - bar.n - 1} remaining", refresh=False)
+                bar.update(1)
+        yield tick
+
+
 def _grade_and_report(course, assignment, paths, args, student_view: bool) -> None:
     from course import grade, sandbox
     if getattr(args, "allow_unsandboxed", False):
@@ -48,7 +67,9 @@ def _grade_and_report(course, assignment, paths, args, student_view: bool) -> No
     if not student_view:
         from course.journal import Journal
         journal = Journal(course.root / "autograded", reuse=not args.regrade)
-    results = grade.grade(course, assignment, submissions, seed=seed, workers=args.workers, journal=journal)
+    with _progress_bar(len(submissions) * len(assignment.notebooks)) as progress:
+        results = grade.grade(course, assignment, submissions, seed=seed, workers=args.workers, journal=journal,
+                              progress=progress)
     flat = [r for student in results for r in student]
     reused = sum(r.reused for r in flat)
     for student in results:
@@ -57,9 +78,9 @@ def _grade_and_report(course, assignment, paths, args, student_view: bool) -> No
     if args.json:
         report.write_json(results, Path(args.json), seed)
         print(f"scores written to {args.json}")
-    feedback_root = Path(args.feedback) if args.feedback else course.root / "feedback"
-    written = report.write_feedback(flat, feedback_root, course.title)
-    print(f"feedback: {len(written)} page(s) under {feedback_root}")
+    reports_root = Path(args.reports) if args.reports else course.root / "reports"
+    written = report.write_feedback(flat, reports_root, course.title)
+    print(f"reports: {len(written)} page(s) under {reports_root}")
     if not student_view and not args.no_gradebook:
         from course import gradebook, release
         db = args.db or release.default_db_url(course)
@@ -101,6 +122,31 @@ def cmd_audit(args, course) -> int:
     print(f"audit: {len(failures)} problem(s)" if failures else "audit: every mistake is caught and every "
           "alternative keeps full marks")
     return 1 if failures else 0
+
+
+def cmd_export(args, course) -> int:
+    from course import export, release
+    if args.what == "csv":
+        text = export.grades_csv(course, _assignments(course, args.target), args.db or release.default_db_url(course))
+        if args.out:
+            from course.journal import atomic_write
+            atomic_write(Path(args.out), text)
+            print(f"grades written to {args.out}")
+        else:
+            print(text, end="")
+    elif args.what == "gradescope":
+        if not args.target:
+            raise CourseError("export gradescope: name the assignment (for example: course export gradescope week1)")
+        assignment = course.assignment(args.target)
+        out = Path(args.out or f"{assignment.name}-gradescope.zip")
+        export.gradescope_zip(course, assignment, out)
+        print(f"Gradescope autograder written to {out}: upload it as the assignment's autograder (zip)")
+    else:
+        if not args.target:
+            raise CourseError("export student: name the folder to write (for example: course export student ../students)")
+        files = export.student_tree(course, Path(args.target))
+        print(f"{len(files)} files written to {args.target}")
+    return 0
 
 
 def cmd_demo(args, course) -> int:
@@ -146,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def grading_options(sp):
         sp.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
-        sp.add_argument("--feedback", metavar="DIR", help="where the HTML feedback goes (default: feedback/)")
+        sp.add_argument("--reports", metavar="DIR", help="where the HTML report pages go (default: reports/)")
         sp.add_argument("--seed", type=int, help="seed for the grading inputs (default: one fixed per assignment)")
         sp.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                         help=f"submissions graded at once (default: the number of cores, {default_workers()})")
@@ -158,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grade", help="grade submissions with the hidden suites",
                        description="Grade notebooks: files, <student>/<assignment>/ folders, or an nbgrader "
-                                   "submitted/ tree. Scores go to the terminal, HTML feedback and nbgrader's gradebook.")
+                                   "submitted/ tree. Scores go to the terminal, HTML reports, nbgrader's gradebook, and "
+                                   "autograded/ (for formgrader and nbgrader's generate_feedback).")
     g.add_argument("assignment")
     g.add_argument("submissions", nargs="+", metavar="SUBMISSION")
     grading_options(g)
@@ -188,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--workers", type=int, default=default_workers(), metavar="N",
                     help=f"submissions graded at once (default: the number of cores, {default_workers()})")
     au.set_defaults(func=cmd_audit)
+
+    e = sub.add_parser("export", help="grades as CSV, the students' tree, or a Gradescope autograder",
+                       description="csv [ASSIGNMENT]: one row per student, one column per assignment and per "
+                                   "exercise, from the gradebook. student DIR: the tree to hand to students "
+                                   "(release/, data loaders, requirements, the README's student section). "
+                                   "gradescope ASSIGNMENT: a Gradescope autograder zip.")
+    e.add_argument("what", choices=["csv", "student", "gradescope"])
+    e.add_argument("target", nargs="?", help="the assignment (csv: default all; gradescope), or the folder (student)")
+    e.add_argument("--out", metavar="FILE", help="csv: write here instead of the terminal; gradescope: the zip")
+    e.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    e.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="release, make three example submissions and grade them",
                        description="Release the assignment, write three example submissions under demo/submitted "

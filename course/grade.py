@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import functools
 import multiprocessing
 import os
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,22 +150,25 @@ def default_workers() -> int:
 
 
 def grade_notebook(course: Course, notebook: Notebook, files: dict[str, Path | None], seed: int,
-                   workers: int = 1, journal: Journal | None = None) -> list[NotebookResult]:
+                   workers: int = 1, journal: Journal | None = None, progress=None) -> list[NotebookResult]:
     """Grade one notebook of many students with its hidden suite: in this process, or split into `workers`
     shards that each run the suite in a process of their own. With a journal, results already graded
-    under the same conditions are reused, and each new result is saved the moment it is scored."""
+    under the same conditions are reused, and each new result is saved the moment it is scored.
+    `progress(student, graded)` is called once per student as each result is ready."""
     fingerprint = grading_fingerprint(course, notebook, seed) if journal else ""
     reused = {}
     if journal:
         for student, file in files.items():
             if file is not None and (done := journal.load(notebook, student, file, fingerprint)):
                 reused[student] = done
+                if progress:
+                    progress(student, done.problem is None)
     todo = {s: f for s, f in files.items() if s not in reused}
     _prepare_data(notebook)
     if workers > 1 and sum(f is not None for f in todo.values()) > 1:
-        fresh = _grade_in_shards(course, notebook, todo, seed, workers, journal)
+        fresh = _grade_in_shards(course, notebook, todo, seed, workers, journal, progress)
     else:
-        fresh = _grade_here(course, notebook, todo, seed, journal, fingerprint)
+        fresh = _grade_here(course, notebook, todo, seed, journal, fingerprint, progress)
     order = {s: i for i, s in enumerate(files)}
     return sorted([*reused.values(), *fresh], key=lambda r: order[r.student])
 
@@ -176,7 +182,7 @@ def _prepare_data(notebook: Notebook) -> None:
             raise CourseError(f"dataset {name!r} of {notebook.assignment}/{notebook.name}: {exc}") from None
 
 
-def _grade_here(course, notebook, files, seed, journal, fingerprint) -> list[NotebookResult]:
+def _grade_here(course, notebook, files, seed, journal, fingerprint, progress=None) -> list[NotebookResult]:
     paths = notebook.paths(course.root)
     if not paths.release.is_file():
         raise CourseError(f"{paths.release}: not found (run `course release {notebook.assignment}` first)")
@@ -186,12 +192,15 @@ def _grade_here(course, notebook, files, seed, journal, fingerprint) -> list[Not
     def finished(result: NotebookResult):
         if journal and result.path is not None:
             journal.save(result, fingerprint)
+        if progress:
+            progress(result.student, result.problem is None)
 
     for student, file in files.items():
         result = results[student] = NotebookResult(student, notebook.assignment, notebook, file,
                                                    sandboxed=course.grading.sandboxed)
         if file is None:
             result.problem = f"{notebook.name}.ipynb was not submitted"
+            finished(result)
             continue
         try:
             cells = _prepare(notebooks.read(file), release, notebook, result)
@@ -241,19 +250,42 @@ def _die_with_parent():
     ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _grade_shard(course, notebook, files, seed, journal):
-    return grade_notebook(course, notebook, files, seed, workers=1, journal=journal)
+def _grade_shard(course, notebook, files, seed, journal, events):
+    report = functools.partial(_put, events) if events is not None else None
+    return grade_notebook(course, notebook, files, seed, workers=1, journal=journal, progress=report)
 
 
-def _grade_in_shards(course, notebook, files, seed, shards, journal):
+def _put(queue, student, graded):
+    queue.put((student, graded))
+
+
+def _relay(queue, progress):
+    """In the grader: pass the shards' progress events on until the closing None."""
+    while (event := queue.get()) is not None:
+        progress(*event)
+
+
+def _grade_in_shards(course, notebook, files, seed, shards, journal, progress=None):
     students = [s for s, f in files.items() if f is not None] + [s for s, f in files.items() if f is None]
     shards = min(shards, sum(f is not None for f in files.values()))
     parts = [{s: files[s] for s in students[i::shards]} for i in range(shards)]
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(shards, mp_context=context, initializer=_die_with_parent) as pool:
-        done = pool.map(_grade_shard, [course] * shards, [notebook] * shards, parts, [seed] * shards,
-                        [journal] * shards)
-        return [r for part in done for r in part]
+    with contextlib.ExitStack() as stack:
+        events = relay = None
+        if progress:
+            events = stack.enter_context(context.Manager()).Queue()
+            relay = threading.Thread(target=_relay, args=(events, progress), daemon=True)
+            relay.start()
+        pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(shards, mp_context=context,
+                                                                          initializer=_die_with_parent))
+        try:
+            done = pool.map(_grade_shard, [course] * shards, [notebook] * shards, parts, [seed] * shards,
+                            [journal] * shards, [events] * shards)
+            return [r for part in done for r in part]
+        finally:
+            if relay:
+                events.put(None)
+                relay.join()
 
 
 def _score(notebook: Notebook, candidate: Candidate, outcomes, result: NotebookResult):
@@ -288,13 +320,15 @@ def default_seed(course: Course, assignment: Assignment) -> int:
 
 
 def grade(course: Course, assignment: Assignment, submissions: dict[str, dict[str, Path]],
-          seed: int | None = None, workers: int = 1, journal: Journal | None = None) -> list[list[NotebookResult]]:
-    """Grade every student's notebooks; returns one list of notebook results per student."""
+          seed: int | None = None, workers: int = 1, journal: Journal | None = None,
+          progress=None) -> list[list[NotebookResult]]:
+    """Grade every student's notebooks; returns one list of notebook results per student.
+    `progress(student, graded)` is called once per notebook result (graded False: it could not be)."""
     require_isolation(course)
     seed = default_seed(course, assignment) if seed is None else seed
     by_student: dict[str, list[NotebookResult]] = {s: [] for s in submissions}
     for notebook in assignment.notebooks:
         files = {s: nbs.get(notebook.name) for s, nbs in submissions.items()}
-        for result in grade_notebook(course, notebook, files, seed, workers, journal):
+        for result in grade_notebook(course, notebook, files, seed, workers, journal, progress):
             by_student[result.student].append(result)
     return list(by_student.values())

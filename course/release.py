@@ -16,14 +16,19 @@ from course.config import Assignment, Course
 from course.errors import CourseError
 
 
+def alembic_on_path() -> None:
+    """nbgrader runs `alembic` from PATH when it creates or upgrades a gradebook; it lives next to this
+    Python, which may not be on PATH (`.venv/bin/course` run directly)."""
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
 def nbgrader_api(course: Course, db_url: str | None = None, release_directory: str = "release"):
     from nbgrader.apps import NbGraderAPI
     from traitlets.config import Config
 
-    # nbgrader runs `alembic` from PATH to manage its gradebook; it lives next to this Python
-    bindir = os.path.dirname(sys.executable)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    alembic_on_path()
 
     config = Config()
     config.CourseDirectory.root = str(course.root)
@@ -105,6 +110,7 @@ def ensure_in_gradebook(course: Course, assignment: Assignment, db_url: str) -> 
     touching release/, when they are missing."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    alembic_on_path()
     with Gradebook(db_url) as gb:
         try:
             a = gb.find_assignment(assignment.name)

@@ -83,3 +83,40 @@ def write_feedback(results: list[NotebookResult], root: Path, course_title: str)
         atomic_write(out, feedback_html(r, course_title))
         written.append(out)
     return written
+
+
+def annotate(nb, result: NotebookResult):
+    """The submitted notebook with the hidden tests' results written after each exercise's visible test
+    cell, as markdown: nbgrader's formgrader and `generate_feedback` then show them in place. Results
+    only — never test or reference code."""
+    import html
+
+    import nbformat
+
+    from course import notebooks
+    rows = {ex.id: (ex, score, failed) for ex, score, failed in exercise_rows(result) if score is not None}
+    placed = set()
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        gid = notebooks.nbgrader_meta(cell).get("grade_id")
+        if gid in rows and notebooks.is_visible_test(cell):
+            cells.append(_results_cell(nbformat, html, *rows[gid], result))
+            placed.add(gid)
+    for gid in rows.keys() - placed:  # its test cell was deleted: say it at the end
+        cells.append(_results_cell(nbformat, html, *rows[gid], result))
+    nb.cells = cells
+    return nb
+
+
+def _results_cell(nbformat, html, ex, score, failed, result):
+    lines = [f"<b>Hidden tests — {html.escape(ex.title)}: {_pts(score)} / {_pts(ex.points)}</b>"]
+    for cause in result.diagnosis.get(ex.id, []):
+        lines.append(f"<p>This looks like a known mistake: {html.escape(cause)}</p>")
+    for t in failed:
+        lines.append(f"<pre>✗ {html.escape(t.name)}: {html.escape(t.output)}</pre>")
+        if t.hint:
+            lines.append(f"<p><i>Hint: {html.escape(t.hint)}</i></p>")
+    if not failed:
+        lines.append("<p>all hidden checks passed</p>")
+    return nbformat.v4.new_markdown_cell("\n".join(lines), metadata={"course": {"results": ex.id}})

@@ -52,9 +52,15 @@ def _apply_limits(limits: Limits):
 
 
 def worker_env(home: str) -> dict:
-    data = {"COURSE_DATA_CACHE": os.environ["COURSE_DATA_CACHE"]} if os.environ.get("COURSE_DATA_CACHE") else {}
+    import course
+    import coursedata
+    # the data cache, and a tag that lets an operator find the processes of one grading run
+    data = {k: os.environ[k] for k in ("COURSE_DATA_CACHE", "COURSE_GRADING_TAG") if os.environ.get(k)}
+    # the worker imports `course` and `coursedata` from where the grader did (an installed copy, or a bundle)
+    packages = [str(Path(m.__file__).parent.parent) for m in (course, coursedata)]
     return {
         **data,
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(packages)),
         "PATH": "/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "HOME": home,

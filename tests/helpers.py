@@ -33,15 +33,17 @@ def run_course(*args, cwd=None, env=None, timeout=600):
                           timeout=timeout)
 
 
-def sandbox_processes() -> list[str]:
-    """Processes still running under a sandbox user id."""
+def sandbox_processes(tag: str) -> list[str]:
+    """Processes still running under a sandbox user id, started by graders whose COURSE_GRADING_TAG was
+    `tag` (other gradings may be running on the machine at the same time)."""
     alive = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            environ = (status.parent / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if int(fields.get("Uid", "0").split()[0]) >= UID_BASE:
+        if int(fields.get("Uid", "0").split()[0]) >= UID_BASE and f"COURSE_GRADING_TAG={tag}".encode() in environ:
             alive.append(f"{status.parent.name} {fields.get('Name', '').strip()}")
     return alive
 

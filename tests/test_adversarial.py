@@ -201,6 +201,9 @@ HOSTILE = {
 }
 
 
+TAG = f"adversarial-{os.getpid()}"
+
+
 def strict(course, sandboxed=True):
     """The course with small limits, so that every attack reaches one quickly."""
     limits = dataclasses.replace(course.grading.limits, memory_mb=1024, processes=32, file_size_mb=16,
@@ -278,12 +281,14 @@ def batch(tmp_path_factory):
     course = strict(config.load(root))
     release.release(course, course.assignment("toy"))
     listener = Listener()
+    os.environ["COURSE_GRADING_TAG"] = TAG
     try:
         folder = hostile_batch(course, root / "submitted", listener.port)
         a = course.assignment("toy")
         results = grade.grade(course, a, grade.discover(a, [folder]), seed=11, workers=2)
     finally:
         listener.close()
+        del os.environ["COURSE_GRADING_TAG"]
     return {r[0].student: r[0] for r in results}, listener, course
 
 
@@ -329,7 +334,7 @@ def test_files_that_are_not_this_notebook(batch, name, words):
 def test_nothing_reached_the_network_and_nothing_is_left_running(batch):
     _, listener, _ = batch
     assert listener.connections == 0
-    assert sandbox_processes() == []
+    assert sandbox_processes(TAG) == []
 
 
 def test_the_course_files_are_untouched(batch):

@@ -109,7 +109,7 @@ def test_cli_grade_writes_json_feedback_and_gradebook(mini):
         assert set(s) >= {"student", "notebook", "score", "max_score", "tests"}
         for t in s["tests"]:
             assert set(t) >= {"name", "exercise", "score", "max_score", "output"}
-    page = (mini.root / "feedback" / "bob" / "toy" / "adder.html").read_text()
+    page = (mini.root / "reports" / "bob" / "toy" / "adder.html").read_text()
     assert "Add two numbers" in page and "expected" in page
     assert "assert_close" not in page and "return a + b" not in page  # no test or reference code
 
@@ -141,3 +141,17 @@ def test_discover_accepts_files_student_folders_and_submitted_trees(mini):
     a = mini.assignment("toy")
     for given in (path, path.parent, path.parent.parent, mini.root / "submitted"):
         assert grade.discover(a, [given]) == {"kim": {"adder": path}}, given
+
+
+def test_progress_counts_every_notebook_once_with_shards(mini):
+    for student in ("p1", "p2", "p3"):
+        submission(mini, student, {"add-impl": GOOD_ADD})
+    broken = mini.root / "submitted" / "p4" / "toy" / "adder.ipynb"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("")
+    a = mini.assignment("toy")
+    for workers in (1, 2):
+        events = []
+        grade.grade(mini, a, grade.discover(a, [mini.root / "submitted"]), workers=workers,
+                    progress=lambda student, graded: events.append((student, graded)))
+        assert sorted(events) == [("p1", True), ("p2", True), ("p3", True), ("p4", False)], workers

@@ -31,21 +31,26 @@ def results_on_disk(course) -> dict[str, float]:
 def test_a_batch_stopped_halfway_grades_the_rest_exactly_once(mini):
     for student, cells in CLASS.items():
         submission(mini, student, cells)
+    tag = f"stopped-{os.getpid()}"
     batch = subprocess.Popen([str(COURSE_BIN), "grade", "toy", "submitted", "--workers", "1"], cwd=mini.root,
+                             env=dict(os.environ, COURSE_GRADING_TAG=tag),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
+    seen_running = False
     while len(results_on_disk(mini)) < 2 and time.monotonic() < deadline and batch.poll() is None:
+        seen_running |= bool(sandbox_processes(tag))  # the check below can see the batch's sandboxes
         time.sleep(0.1)
+    assert seen_running
     os.killpg(batch.pid, signal.SIGKILL)
     batch.wait()
     first = results_on_disk(mini)
     assert 2 <= len(first) < len(CLASS), first
     stamps = {p: p.stat().st_mtime_ns for p in (mini.root / "autograded").glob("*/toy/adder.result.json")}
     for _ in range(50):  # the sandboxes die with the grader
-        if not sandbox_processes():
+        if not sandbox_processes(tag):
             break
         time.sleep(0.1)
-    assert sandbox_processes() == []
+    assert sandbox_processes(tag) == []
     assert not list((mini.root / "autograded").glob("*/toy/.*.tmp")), "a half-written result was left behind"
 
     again = run_course("grade", "toy", "submitted", "--workers", "2", "--json", "scores.json", cwd=mini.root)
