@@ -6,10 +6,13 @@ each outcome with the message a student will read.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
 import json
+import signal
+import threading
 import zlib
 from dataclasses import dataclass, field
 
@@ -46,6 +49,27 @@ class Candidate:
 class Raised:
     """What a student's call raised, recorded in place of an answer."""
     kind: str | None
+
+
+class _TooSlow(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """A cataloged mistake runs in the grader's process: never let one hang the grading."""
+    def expire(signum, frame):
+        raise _TooSlow()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _call_key(probe, kwargs) -> tuple:
@@ -183,11 +207,13 @@ class GradingPlugin:
                 found.append(m.id)
         return tuple(found)
 
-    @staticmethod
-    def _same_answers(answers: dict, mistaken) -> bool:
+    def _same_answers(self, answers: dict, mistaken) -> bool:
         for probe, kwargs, answer in answers.values():
+            if isinstance(answer, Raised) and answer.kind is None:
+                return False  # a hang or a crash: nothing to compare, and the mistake might hang here too
             try:
-                theirs = mistaken(probe, **kwargs)
+                with _time_limit(self.grading.test_timeout):
+                    theirs = mistaken(probe, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the mistake may make the code raise
                 if not (isinstance(answer, Raised) and answer.kind == type(exc).__name__):
                     return False
@@ -196,8 +222,7 @@ class GradingPlugin:
                 return False
         return True
 
-    @staticmethod
-    def _passes_against(item, answers: dict, mistaken) -> bool:
+    def _passes_against(self, item, answers: dict, mistaken) -> bool:
         if any(isinstance(a, Raised) for _, _, a in answers.values()):
             return False
 
@@ -207,7 +232,8 @@ class GradingPlugin:
         args = {n: item.funcargs[n] for n in inspect.signature(item.obj).parameters}
         args.update(student=replay, reference=mistaken)
         try:
-            item.obj(**args)
+            with _time_limit(self.grading.test_timeout):
+                item.obj(**args)
         except Exception:  # noqa: BLE001 - any failure means: not this mistake
             return False
         return True
@@ -266,7 +292,7 @@ class GradingPlugin:
                 output = "passed"
             elif isinstance(exc, AssertionError):
                 output = str(exc) or "a check failed"
-                if not isinstance(exc, StudentError) and report.when == "call":
+                if report.when == "call":
                     named = self._diagnose(item, exercise)
             else:
                 output = (f"the grader could not check the result: {type(exc).__name__}: {exc} "

@@ -71,7 +71,7 @@ def _differences(found, expected, path, atol, rtol, out):
             _differences(f, e, f"{path}[{i}]", atol, rtol, out)
         return
     if isinstance(expected, (str, type(None), bool)):
-        if found != expected:
+        if not (isinstance(found, type(expected)) and found == expected):
             out.append(f"{path or 'the result'}: expected {expected!r}, found {found!r}")
         return
     _compare_numbers(found, expected, path or "the result", atol, rtol, out)
