@@ -1,8 +1,14 @@
 """The data: offline by default, checked downloads that fail fast, and no `datasets` package of ours."""
+import gzip
 import hashlib
+import io
+import socket
 import subprocess
 import sys
+import tarfile
 import time
+
+import numpy as np
 
 import pytest
 
@@ -24,6 +30,23 @@ def test_offline_loaders():
     assert float(d["x_train"].max()) <= 1.0 and d["y_train"].dtype.is_floating_point is False
     m = coursedata.mnist1d()
     assert m["x_train"].shape == (4000, 40) and m["x_test"].shape == (1000, 40)
+
+
+def test_digits_as_images():
+    flat, images = coursedata.digits(), coursedata.images("digits")
+    assert images["x_train"].shape == (1347, 1, 8, 8) and images["x_test"].shape == (450, 1, 8, 8)
+    for key in flat:
+        assert flat[key].reshape(images[key].shape).equal(images[key]), key  # the same split, row by row
+    assert coursedata.image_classes("digits") == [str(d) for d in range(10)]
+
+
+def test_image_sets_are_registered():
+    sets, sources = coursedata.registry("images"), coursedata.registry()
+    assert set(sets) == {"digits", "mnist", "fashion_mnist", "cifar10"} and set(sets) <= set(sources)
+    for name, spec in sets.items():
+        assert len(spec["classes"]) == 10 and spec["channels"] in (1, 3), name
+    with pytest.raises(coursedata.DataError, match="unknown image set 'svhn'"):
+        coursedata.images("svhn")
 
 
 def test_registry_lists_checksums_for_every_download():
@@ -67,3 +90,63 @@ def test_prepared_cache_is_what_a_sandboxed_worker_reads(tmp_path, monkeypatch):
         w.stop()
     assert seen is True and cached.name == "mnist1d-seed42.npz"
     assert total == pytest.approx(float(coursedata.mnist1d()["x_train"].sum()))
+
+
+def _no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_image_downloads_without_a_network_fail_at_once(name, tmp_path, monkeypatch):
+    """No network: one line that names the file, says what to do instead, and where a copy would go."""
+    _no_network(monkeypatch)
+    monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(DataError, match="cannot download https://") as info:
+        coursedata.images(name)
+    assert time.monotonic() - start < 5
+    message = str(info.value)
+    assert "\n" not in message and "offline dataset" in message
+    folder = coursedata.registry()[name].get("folder")
+    assert str(tmp_path / folder if folder else tmp_path) in message
+
+
+def test_fashion_mnist_files_are_cached_apart_from_mnist():
+    """Both use MNIST's file names: in one folder each would replace the other on every load."""
+    names = {n: {f["url"].rsplit("/", 1)[-1] for f in coursedata.registry()[n]["files"]}
+             for n in ("mnist", "fashion_mnist")}
+    assert names["mnist"] == names["fashion_mnist"]
+    assert coursedata.registry()["fashion_mnist"]["folder"] != coursedata.registry()["mnist"].get("folder")
+
+
+def test_idx_files_are_read_as_arrays(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    header = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in images.shape)
+    path = tmp_path / "images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(header + images.tobytes()))
+    assert np.array_equal(coursedata._idx(path), images)
+
+
+def test_cifar10_binary_records(tmp_path):
+    """CIFAR-10's binary version: 1 label byte, then the red, green and blue 32x32 planes of each image."""
+    rng = np.random.default_rng(0)
+    batches = {f"data_batch_{i}.bin": rng.integers(0, 256, (3, 3073), dtype=np.uint8) for i in (1, 2)}
+    batches["test_batch.bin"] = rng.integers(0, 256, (2, 3073), dtype=np.uint8)
+    for records in batches.values():
+        records[:, 0] %= 10
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, records in [*batches.items(), ("batches.meta.txt", None)]:
+            payload = records.tobytes() if records is not None else b"airplane\nautomobile\n"
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    out = coursedata._cifar_records(archive)
+    train = np.concatenate([batches["data_batch_1.bin"], batches["data_batch_2.bin"]])
+    assert out["x_train"].shape == (6, 3, 32, 32) and out["x_test"].shape == (2, 3, 32, 32)
+    assert np.array_equal(out["y_train"], train[:, 0]) and out["y_train"].dtype == np.int64
+    assert np.array_equal(out["x_train"][4, 1].ravel(), train[4, 1 + 1024:1 + 2048])   # image 4, green plane
+    assert np.array_equal(out["y_test"], batches["test_batch.bin"][:, 0])

@@ -23,8 +23,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("COURSE_DATA_CACHE", HERE / "cache"))
 
 
-def registry() -> dict:
-    return yaml.safe_load((HERE / "registry.yaml").read_text())["datasets"]
+def registry(section: str = "datasets") -> dict:
+    """A section of registry.yaml: "datasets" (every source) or "images" (what `images(name)` serves)."""
+    return yaml.safe_load((HERE / "registry.yaml").read_text())[section]
 
 
 def sha256(path: Path) -> str:
