@@ -1,0 +1,110 @@
+"""Week 2, notebook 02: how fast and how well the reference models train, as the notebook trains them.
+
+  2-D CNN on digits     CNN(1, 10, 8), train(epochs=40, lr=3e-3, batch_size=32, augment=random_shift)
+  1-D CNN on MNIST-1D   CNN1D(), train(epochs=40, lr=1e-2, batch_size=64)
+  MLP on MNIST-1D       40 -> 100 -> 100 -> 10 with ReLU, the same loop: the paper's baseline
+
+The models and the loop come from solutions/week2/02_cnn_classification.py; the notebook's own helpers
+(split_validation, random_shift) are taken from its source notebook, so that this measures what a learner runs.
+Each configuration runs --runs times (seeds 0, 1, ...); it prints each run's test accuracy, wall and CPU time, and
+the medians. With --seeds N it runs N seeds instead and prints the spread of the accuracy (threshold sweeps).
+
+    .venv/bin/python bench/week2_training.py [--runs 3] [--threads 2] [--seeds N] [--only digits|cnn1d|mlp]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import time
+from pathlib import Path
+
+import nbformat
+import torch
+import torch.nn as nn
+
+import coursedata
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = "week2/02_cnn_classification"
+
+
+def reference():
+    spec = importlib.util.spec_from_file_location("reference", REPO / "solutions" / f"{NOTEBOOK}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def notebook_helpers(*names) -> dict:
+    """The functions `names`, defined by executing the source notebook's cells that define them."""
+    ns = {"torch": torch, "F": torch.nn.functional}
+    for cell in nbformat.read(str(REPO / "source" / f"{NOTEBOOK}.ipynb"), as_version=4).cells:
+        if cell.cell_type == "code" and any(f"def {name}(" in cell.source for name in names):
+            exec(compile(cell.source, f"<{NOTEBOOK} cell>", "exec"), ns)
+    missing = [name for name in names if name not in ns]
+    if missing:
+        raise SystemExit(f"the source notebook defines no {', '.join(missing)}")
+    return {name: ns[name] for name in names}
+
+
+def configurations(ref, helpers) -> dict:
+    split = helpers["split_validation"]
+    digits = split(coursedata.images("digits"), n_val=200)
+    raw = coursedata.mnist1d()
+    seqs = split({k: torch.from_numpy(raw[k]) for k in ("x_train", "y_train", "x_test", "y_test")}, n_val=500)
+
+    def mlp():
+        return nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
+
+    return {
+        "digits": ("2-D CNN, digits", lambda: ref.CNN(1, 10, 8), digits,
+                   dict(epochs=40, lr=3e-3, batch_size=32, augment=helpers["random_shift"])),
+        "cnn1d": ("1-D CNN, MNIST-1D", lambda: ref.CNN1D(), seqs, dict(epochs=40, lr=1e-2, batch_size=64)),
+        "mlp": ("MLP, MNIST-1D", mlp, seqs, dict(epochs=40, lr=1e-2, batch_size=64)),
+    }
+
+
+def run(ref, make, data, options, seed) -> dict:
+    torch.manual_seed(seed)
+    model = make()
+    wall, cpu = time.perf_counter(), time.process_time()
+    ref.train(model, data, seed=seed, progress=False, **options)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"accuracy": ref.evaluate(model, data["x_test"], data["y_test"]), "wall": wall, "cpu": cpu,
+            "params": sum(p.numel() for p in model.parameters())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per configuration, seeds 0.. (default 3)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: two CPU cores)")
+    parser.add_argument("--seeds", type=int, metavar="N", help="sweep N seeds and print the accuracy's spread")
+    parser.add_argument("--only", choices=["digits", "cnn1d", "mlp"], action="append", help="run only these")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    ref = reference()
+    configs = configurations(ref, notebook_helpers("split_validation", "random_shift"))
+    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU")
+    for key, (title, make, data, options) in configs.items():
+        if args.only and key not in args.only:
+            continue
+        results = [run(ref, make, data, options, seed) for seed in range(args.seeds or args.runs)]
+        accuracy = [r["accuracy"] for r in results]
+        if args.seeds:
+            accuracy.sort()
+            print(f"{title:18s} {results[0]['params']:6,d} params  test accuracy over {len(accuracy)} seeds: min "
+                  f"{accuracy[0]:.4f}, 5th percentile {accuracy[len(accuracy) // 20]:.4f}, median "
+                  f"{statistics.median(accuracy):.4f}, max {accuracy[-1]:.4f}; CPU per run {statistics.median(r['cpu'] for r in results):.1f} s")
+            continue
+        for seed, r in enumerate(results):
+            print(f"{title:18s} seed {seed}: test accuracy {r['accuracy']:.4f}, {r['wall']:5.1f} s wall, "
+                  f"{r['cpu']:5.1f} s CPU")
+        print(f"{title:18s} {results[0]['params']:6,d} params  median of {len(results)}: test accuracy "
+              f"{statistics.median(accuracy):.4f}, {statistics.median(r['wall'] for r in results):.1f} s wall, "
+              f"{statistics.median(r['cpu'] for r in results):.1f} s CPU")
+
+
+if __name__ == "__main__":
+    main()
