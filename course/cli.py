@@ -21,6 +21,8 @@ def _assignments(course, name):
 
 def cmd_release(args, course) -> int:
     from course import release
+    if args.notebook and not args.assignment:
+        raise CourseError("--notebook needs an assignment: course release ASSIGNMENT --notebook NB")
     failed = False
     for a in _assignments(course, args.assignment):
         if args.check:
@@ -31,7 +33,7 @@ def cmd_release(args, course) -> int:
             if not problems:
                 print(f"{a.name}: release/ is up to date")
         else:
-            for path in release.release(course, a):
+            for path in release.release(course, a, args.notebook):
                 print(f"released {path.relative_to(course.root)}")
     return 1 if failed else 0
 
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cells, then run nbgrader's generate_assignment into release/.")
     r.add_argument("assignment", nargs="?", help="one assignment (default: all)")
     r.add_argument("--check", action="store_true", help="change nothing; exit 1 if release/ is out of date")
+    r.add_argument("--notebook", metavar="NB", help="only this notebook of the assignment (needs the assignment)")
     r.set_defaults(func=cmd_release)
 
     def grading_options(sp):

@@ -24,7 +24,8 @@ def alembic_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def nbgrader_api(course: Course, db_url: str | None = None, release_directory: str = "release"):
+def nbgrader_api(course: Course, db_url: str | None = None, release_directory: str = "release",
+                 notebook: str | None = None):
     from nbgrader.apps import NbGraderAPI
     from traitlets.config import Config
 
@@ -35,6 +36,8 @@ def nbgrader_api(course: Course, db_url: str | None = None, release_directory: s
     config.CourseDirectory.course_id = course.id
     config.CourseDirectory.db_url = db_url or default_db_url(course)
     config.CourseDirectory.release_directory = release_directory
+    if notebook:
+        config.CourseDirectory.notebook_id = notebook   # nbgrader then leaves the other notebooks alone
     config.Application.log_level = logging.WARNING
     return NbGraderAPI(config=config)
 
@@ -43,10 +46,10 @@ def default_db_url(course: Course) -> str:
     return f"sqlite:///{course.root / 'gradebook.db'}"
 
 
-def sync(course: Course, assignment: Assignment, write: bool) -> dict[str, list[str]]:
+def sync(course: Course, assignment: Assignment, write: bool, notebook: str | None = None) -> dict[str, list[str]]:
     """Solution cells that differ from the reference regions, per notebook (rewritten when `write`)."""
     out = {}
-    for nb in assignment.notebooks:
+    for nb in _selected(assignment, notebook):
         paths = nb.paths(course.root)
         changed = notebooks.sync_solutions(paths.source, paths.reference, write=write)
         if changed:
@@ -54,9 +57,9 @@ def sync(course: Course, assignment: Assignment, write: bool) -> dict[str, list[
     return out
 
 
-def check_points(course: Course, assignment: Assignment) -> None:
+def check_points(course: Course, assignment: Assignment, notebook: str | None = None) -> None:
     """The points in the source notebooks' grade cells are the points of course.yaml."""
-    for nb in assignment.notebooks:
+    for nb in _selected(assignment, notebook):
         paths = nb.paths(course.root)
         cells = notebooks.points_by_grade_id(notebooks.read(paths.source))
         wanted = {e.id: e.points for e in nb.exercises}
@@ -66,12 +69,14 @@ def check_points(course: Course, assignment: Assignment) -> None:
 
 
 def generate(course: Course, assignment: Assignment, db_url: str | None = None,
-             release_directory: str = "release") -> None:
-    """Run nbgrader's generate_assignment; raise with nbgrader's own message when it fails."""
-    for nb in assignment.notebooks:
+             release_directory: str = "release", notebook: str | None = None) -> None:
+    """Run nbgrader's generate_assignment (for one notebook when given); raise with nbgrader's own message when
+    it fails."""
+    for nb in _selected(assignment, notebook):
         if not nb.paths(course.root).source.is_file():
             raise CourseError(f"{nb.paths(course.root).source}: source notebook listed in course.yaml is missing")
-    result = nbgrader_api(course, db_url, release_directory).generate_assignment(assignment.name, force=True)
+    api = nbgrader_api(course, db_url, release_directory, notebook)
+    result = api.generate_assignment(assignment.name, force=True)
     if not result.get("success"):
         text = (result.get("error") or "") + (result.get("log") or "")
         causes = re.findall(r"^\s*(?:\[ERROR\] )?((?:[\w.]+(?:Error|Exception)): .+)$", text, re.M)
@@ -83,11 +88,16 @@ def generate(course: Course, assignment: Assignment, db_url: str | None = None,
             shutil.rmtree(extra) if extra.is_dir() else extra.unlink()
 
 
-def release(course: Course, assignment: Assignment) -> list[Path]:
-    check_points(course, assignment)
-    sync(course, assignment, write=True)
-    generate(course, assignment)
-    return [nb.paths(course.root).release for nb in assignment.notebooks]
+def _selected(assignment: Assignment, notebook: str | None) -> list:
+    return [assignment.notebook(notebook)] if notebook else list(assignment.notebooks)
+
+
+def release(course: Course, assignment: Assignment, notebook: str | None = None) -> list[Path]:
+    """Release the assignment, or only its notebook `notebook` (the others' release files are left as they are)."""
+    check_points(course, assignment, notebook)
+    sync(course, assignment, write=True, notebook=notebook)
+    generate(course, assignment, notebook=notebook)
+    return [nb.paths(course.root).release for nb in _selected(assignment, notebook)]
 
 
 def stale(course: Course, assignment: Assignment) -> list[str]:

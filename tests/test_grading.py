@@ -155,3 +155,13 @@ def test_progress_counts_every_notebook_once_with_shards(mini):
         grade.grade(mini, a, grade.discover(a, [mini.root / "submitted"]), workers=workers,
                     progress=lambda student, graded: events.append((student, graded)))
         assert sorted(events) == [("p1", True), ("p2", True), ("p3", True), ("p4", False)], workers
+
+
+def test_release_of_one_notebook_leaves_the_others_alone(mini):
+    """`course release A --notebook NB`: an exercise author releases one notebook while another notebook of
+    the same assignment is still being written."""
+    from course import release
+    other = mini.root / "release" / "toy" / "other.ipynb"
+    other.write_text("{}")
+    [path] = release.release(mini, mini.assignment("toy"), "adder")
+    assert path.name == "adder.ipynb" and path.is_file() and other.read_text() == "{}"
