@@ -263,8 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv=None):
+    """Options may come before, between or after the paths: `course check week1 --json out.json a.ipynb`.
+    (argparse stops filling a list of paths at the first option; the paths after it come back unparsed.)"""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    paths = "submissions" if hasattr(args, "submissions") else "notebooks" if hasattr(args, "notebooks") else None
+    if rest and (paths is None or any(r.startswith("-") for r in rest)):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:
+        setattr(args, paths, [*(getattr(args, paths) or []), *rest])
+    return args
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         course = config.load()
         return args.func(args, course)

@@ -1,6 +1,8 @@
 """The grading path on a two-exercise course: scores, messages, and submissions that misbehave."""
 import json
 
+import pytest
+
 from helpers import GOOD_ADD, GOOD_SCALE, run_course, submission
 
 from course import grade
@@ -165,3 +167,13 @@ def test_release_of_one_notebook_leaves_the_others_alone(mini):
     other.write_text("{}")
     [path] = release.release(mini, mini.assignment("toy"), "adder")
     assert path.name == "adder.ipynb" and path.is_file() and other.read_text() == "{}"
+
+
+def test_cli_options_may_come_between_the_paths():
+    from course import cli
+    args = cli.parse(["check", "week1", "--json", "out.json", "a.ipynb", "b.ipynb"])
+    assert args.notebooks == ["a.ipynb", "b.ipynb"] and args.json == "out.json"
+    args = cli.parse(["grade", "week1", "sub/ada", "--workers", "1", "sub/grace"])
+    assert args.submissions == ["sub/ada", "sub/grace"] and args.workers == 1
+    with pytest.raises(SystemExit):
+        cli.parse(["release", "week1", "stray"])
