@@ -1,0 +1,171 @@
+"""The student's seat, in a real browser: JupyterLab with nbgrader's extension, a released notebook, one
+exercise filled in, its cells run, nbgrader's Validate, and the same notebook graded by `course check`.
+
+Run by `make test-browser` (part of `make test`). Needs Debian's chromium (`make browser` installs it) and
+the pinned `playwright` package; Playwright's own browser download is never used. Screenshots go to
+screenshots/ at the top of the repository (or $COURSE_SCREENSHOTS).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from course import notebooks
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("COURSE_SCREENSHOTS", REPO / "screenshots"))
+NOTEBOOK = "01_autograd_engine"
+EXERCISE, CELL = "value_ops", "value"      # exercise 1 of week 1 and the solution cell it grades
+PASSED = "Exercise 1: all quick checks passed."
+SETTINGS = {  # as a student would set them once: no news pop-up; every cell in the page, not only the visible
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab on 127.0.0.1, serving a student's copy of release/week1; yields (url, token, workspace)."""
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM}: Debian's chromium is needed (make browser installs it)"
+    home = tmp_path_factory.mktemp("student")
+    work = home / "work"
+    shutil.copytree(REPO / "release" / "week1", work / "week1")
+    for name, value in SETTINGS.items():
+        (home / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / "settings" / name).write_text(json.dumps(value))
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"), "JUPYTER_RUNTIME_DIR": str(home / "rt"),
+           "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen(
+        [str(BIN / "jupyter"), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(home / "lab.log", "w"), start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, f"JupyterLab exited: {(home / 'lab.log').read_text()[-2000:]}"
+                assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
+                time.sleep(0.5)
+        yield url, token, work
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser.close()
+
+
+def student_answer() -> str:
+    """The reference code of the exercise, as a student would type it (without nbgrader's markers)."""
+    code = notebooks.regions(REPO / "solutions" / "week1" / f"{NOTEBOOK}.py")[CELL]
+    markers = ("### BEGIN SOLUTION", "### END SOLUTION")
+    return "\n".join(line for line in code.splitlines() if line.strip() not in markers)
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"week1-{NOTEBOOK}-{name}.png"))
+
+
+def wait_idle(page) -> None:
+    expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=120_000)
+
+
+def run_up_to(page, cell) -> None:
+    """Run > Run All Above Selected Cell, then Shift+Enter on the cell itself, as a student does."""
+    cell.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
+    page.get_by_text("Run All Above Selected Cell").click()
+    wait_idle(page)
+    cell.click()
+    page.keyboard.press("Shift+Enter")
+    wait_idle(page)
+
+
+def test_a_student_fills_in_an_exercise_runs_it_and_validates(lab, page):
+    url, token, work = lab
+    released = nbformat.read(str(work / "week1" / f"{NOTEBOOK}.ipynb"), as_version=4)
+    index = {notebooks.nbgrader_meta(c).get("grade_id"): i for i, c in enumerate(released.cells)}
+
+    page.goto(f"{url}/lab/tree/week1/{NOTEBOOK}.ipynb?token={token}")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    expect(cells).to_have_count(len(released.cells), timeout=60_000)
+    wait_idle(page)
+    shot(page, "1-opened")
+
+    # the exercise as released: the check cell fails with a message that says what is missing
+    solution, check = cells.nth(index[CELL]), cells.nth(index[EXERCISE])
+    run_up_to(page, check)
+    expect(check.locator(".jp-OutputArea")).to_contain_text("NotImplementedError")
+
+    # the student types an answer into the solution cell, then runs everything up to the check again
+    solution.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(student_answer())
+    page.keyboard.press("Escape")
+    run_up_to(page, check)
+    expect(check.locator(".jp-OutputArea")).to_contain_text(PASSED)
+    check.scroll_into_view_if_needed()
+    shot(page, "2-exercise-1-checked")
+
+    page.keyboard.press("Control+S")
+    expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
+
+    # nbgrader's Validate runs the whole notebook in a fresh kernel: exercise 1 passes, the next one does not
+    page.get_by_text("Validate", exact=True).click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_contain_text("Validation Results", timeout=180_000)
+    expect(dialog).to_contain_text("NotImplementedError")
+    assert "Quick checks for exercise 1" not in dialog.inner_text(), "exercise 1 should pass nbgrader's validation"
+    shot(page, "3-validated")
+    dialog.get_by_role("button").last.click()
+
+
+def test_the_saved_notebook_gets_exercise_1s_points_from_course_check(lab, tmp_path):
+    """The self-learner's next step (README): `course check week1 <their notebook>` on what the browser saved."""
+    _, _, work = lab
+    saved = work / "week1" / f"{NOTEBOOK}.ipynb"
+    out = tmp_path / "scores.json"
+    run = subprocess.run([str(BIN / "course"), "check", "week1", str(saved), "--json", str(out),
+                          "--reports", str(tmp_path / "reports")],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.is_file(), run.stdout[-2000:] + run.stderr[-2000:]
+    [result] = [s for s in json.loads(out.read_text())["submissions"] if s["notebook"] == NOTEBOOK]
+    scores = {}
+    for t in result["tests"]:
+        got, most = scores.get(t["exercise"], (0, 0))
+        scores[t["exercise"]] = (got + t["score"], most + t["max_score"])
+    assert scores[EXERCISE][0] == pytest.approx(scores[EXERCISE][1]) and scores[EXERCISE][1] > 0, scores
+    assert all(got == 0 for ex, (got, _) in scores.items() if ex != EXERCISE), scores
