@@ -32,6 +32,7 @@ class TestResult:
     output: str
     hint: str = ""
     mistakes: list[str] = field(default_factory=list)  # ids of cataloged mistakes this failure matches
+    seconds: float = 0.0                                 # how long the test ran (the slow ones are the trainings)
 
     @property
     def passed(self) -> bool:
@@ -71,7 +72,7 @@ class NotebookResult:
                 "load_errors": self.load_errors, "diagnosis": self.diagnosis,
                 "tests": [{"name": t.name, "exercise": t.exercise, "score": num(t.score),
                            "max_score": num(t.max_score), "output": t.output, "hint": t.hint,
-                           "mistakes": t.mistakes} for t in self.tests]}
+                           "mistakes": t.mistakes, "seconds": t.seconds} for t in self.tests]}
 
     @classmethod
     def from_json(cls, notebook: Notebook, data: dict) -> "NotebookResult":
@@ -79,7 +80,7 @@ class NotebookResult:
                      problem=data["problem"], load_errors=data["load_errors"], sandboxed=data["sandboxed"],
                      notes=data["notes"], diagnosis=data["diagnosis"])
         result.tests = [TestResult(t["name"], t["exercise"], t["score"], t["max_score"], t["output"], t["hint"],
-                                   t["mistakes"]) for t in data["tests"]]
+                                   t["mistakes"], t.get("seconds", 0.0)) for t in data["tests"]]
         return result
 
 
@@ -299,7 +300,7 @@ def _score(notebook: Notebook, candidate: Candidate, outcomes, result: NotebookR
     for o in outcomes:
         share = points[o.exercise] / per_exercise[o.exercise]
         result.tests.append(TestResult(o.test, o.exercise, share if o.passed else 0.0, share,
-                                       o.output, "" if o.passed else o.hint, list(o.mistakes)))
+                                       o.output, "" if o.passed else o.hint, list(o.mistakes), o.seconds))
 
 
 def _diagnosis(result: NotebookResult, says: dict[str, str]) -> dict[str, list[str]]:

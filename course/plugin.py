@@ -34,6 +34,7 @@ class Outcome:
     output: str
     hint: str
     mistakes: tuple[str, ...] = ()  # cataloged mistakes whose answers this failure matches
+    seconds: float = 0.0            # the test's own run: the student's probes and the reference's (uncached)
 
 
 @dataclass
@@ -298,4 +299,5 @@ class GradingPlugin:
                 output = (f"the grader could not check the result: {type(exc).__name__}: {exc} "
                           "(does your function return what the exercise describes?)")
             self.outcomes.append(Outcome(item.callspec.params["submission"], item.originalname, exercise,
-                                         report.passed, output, _hint(item.function), named))
+                                         report.passed, output, _hint(item.function), named,
+                                         round(report.duration, 3)))
