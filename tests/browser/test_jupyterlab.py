@@ -46,11 +46,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab on 127.0.0.1, serving a student's copy of release/week1; yields (url, token, workspace)."""
+    """JupyterLab on 127.0.0.1, serving a student's copy of release/; yields (url, token, workspace)."""
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM}: Debian's chromium is needed (make browser installs it)"
     home = tmp_path_factory.mktemp("student")
     work = home / "work"
-    shutil.copytree(REPO / "release" / "week1", work / "week1")
+    shutil.copytree(REPO / "release", work)
     for name, value in SETTINGS.items():
         (home / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
         (home / "settings" / name).write_text(json.dumps(value))
@@ -94,9 +94,9 @@ def student_answer() -> str:
     return "\n".join(line for line in code.splitlines() if line.strip() not in markers)
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, notebook: str = f"week1-{NOTEBOOK}", full_page: bool = False) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"week1-{NOTEBOOK}-{name}.png"))
+    page.screenshot(path=str(SHOTS / f"{notebook}-{name}.png"), full_page=full_page)
 
 
 def wait_idle(page) -> None:
@@ -169,3 +169,32 @@ def test_the_saved_notebook_gets_exercise_1s_points_from_course_check(lab, tmp_p
         scores[t["exercise"]] = (got + t["score"], most + t["max_score"])
     assert scores[EXERCISE][0] == pytest.approx(scores[EXERCISE][1]) and scores[EXERCISE][1] > 0, scores
     assert all(got == 0 for ex, (got, _) in scores.items() if ex != EXERCISE), scores
+
+
+# Rendered markdown, code and typeset formulas removed: any `$` or TeX command left is a formula MathJax could not
+# read (an unbalanced `$`, a `{` too many), shown raw to the student; MathJax's own error boxes count too.
+UNTYPESET = """() => [...document.querySelectorAll('.jp-RenderedMarkdown')].flatMap(cell => {
+    if (cell.querySelector('mjx-merror')) return [cell.querySelector('mjx-merror').textContent];
+    const copy = cell.cloneNode(true);
+    copy.querySelectorAll('code, pre, mjx-container, script').forEach(e => e.remove());
+    return (copy.textContent.match(/.{0,30}(\\$|\\\\[a-zA-Z]+).{0,30}/g) || []);
+})"""
+
+RELEASED = sorted(p.relative_to(REPO / "release").as_posix() for p in (REPO / "release").glob("*/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", RELEASED)
+def test_every_released_notebook_renders_without_errors(lab, page, path):
+    """Each student notebook opens, every cell renders, and every formula typesets (MathJax shows a formula it
+    cannot read as a red error box, which a student would otherwise be the first to find)."""
+    url, token, work = lab
+    cells = nbformat.read(str(work / path), as_version=4).cells
+    page.goto(f"{url}/lab/tree/{path}?reset&token={token}")    # reset: this notebook alone in the window
+    expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(len(cells), timeout=60_000)
+    markdown = [c.source for c in cells if c.cell_type == "markdown"]
+    if any("$" in text for text in markdown):
+        expect(page.locator("mjx-container").first).to_be_attached(timeout=30_000)
+        page.wait_for_timeout(1000)   # typesetting runs cell by cell
+    found = page.evaluate(UNTYPESET)
+    shot(page, "opened", notebook=path.replace("/", "-").removesuffix(".ipynb"))
+    assert not found, f"{path}: formulas that did not typeset, as the student sees them: {found[:5]}"
