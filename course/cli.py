@@ -69,9 +69,12 @@ def _grade_and_report(course, assignment, paths, args, student_view: bool) -> No
     if not student_view:
         from course.journal import Journal
         journal = Journal(course.root / "autograded", reuse=not args.regrade)
-    with _progress_bar(len(submissions) * len(assignment.notebooks)) as progress:
+    # a learner who names notebooks is graded on those alone; a class is graded on the whole assignment
+    only_submitted = student_view and bool(getattr(args, "notebooks", None))
+    graded = {name for nbs in submissions.values() for name in nbs} if only_submitted else assignment.notebooks
+    with _progress_bar(len(submissions) * len(graded)) as progress:
         results = grade.grade(course, assignment, submissions, seed=seed, workers=args.workers, journal=journal,
-                              progress=progress)
+                              progress=progress, only_submitted=only_submitted)
     flat = [r for student in results for r in student]
     reused = sum(r.reused for r in flat)
     for student in results:

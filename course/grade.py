@@ -322,14 +322,17 @@ def default_seed(course: Course, assignment: Assignment) -> int:
 
 def grade(course: Course, assignment: Assignment, submissions: dict[str, dict[str, Path]],
           seed: int | None = None, workers: int = 1, journal: Journal | None = None,
-          progress=None) -> list[list[NotebookResult]]:
+          progress=None, only_submitted: bool = False) -> list[list[NotebookResult]]:
     """Grade every student's notebooks; returns one list of notebook results per student.
-    `progress(student, graded)` is called once per notebook result (graded False: it could not be)."""
+    `progress(student, graded)` is called once per notebook result (graded False: it could not be).
+    only_submitted: leave out the notebooks nobody submitted (a learner checking one notebook of a week)."""
     require_isolation(course)
     seed = default_seed(course, assignment) if seed is None else seed
     by_student: dict[str, list[NotebookResult]] = {s: [] for s in submissions}
     for notebook in assignment.notebooks:
         files = {s: nbs.get(notebook.name) for s, nbs in submissions.items()}
+        if only_submitted and not any(files.values()):
+            continue
         for result in grade_notebook(course, notebook, files, seed, workers, journal, progress):
             by_student[result.student].append(result)
     return list(by_student.values())

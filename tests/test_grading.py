@@ -178,3 +178,11 @@ def test_cli_options_may_come_between_the_paths():
     assert args.submissions == ["sub/ada", "sub/grace"] and args.workers == 1
     with pytest.raises(SystemExit):
         cli.parse(["release", "week1", "stray"])
+
+
+def test_a_learner_checking_some_notebooks_is_graded_on_those_alone(mini):
+    """`course check week1 01.ipynb`: the week's other notebooks are left out, not reported as missing."""
+    a = mini.assignment("toy")
+    assert grade.grade(mini, a, {"sam": {}}, only_submitted=True) == [[]]
+    [[missing]] = grade.grade(mini, a, {"sam": {}})
+    assert missing.problem == "adder.ipynb was not submitted"
