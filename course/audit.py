@@ -112,7 +112,8 @@ def matrix(audit: NotebookAudit) -> str:
     reference = next(r.result for r in audit.rows if r.label == "reference")
     tests = [(t.exercise, t.name) for t in reference.tests]
     width = max(len(r.label) for r in audit.rows) + 2
-    legend = [f"  {i + 1:>3}  {ex} / {name}" for i, (ex, name) in enumerate(tests)]
+    seconds = {name: sum(t.seconds for r in audit.rows for t in r.result.tests if t.name == name) for _, name in tests}
+    legend = [f"  {i + 1:>3}  {ex} / {name}  ({seconds[name]:.1f} s over all rows)" for i, (ex, name) in enumerate(tests)]
     header = " " * width + " ".join(f"{i + 1:>3}" for i in range(len(tests)))
     lines = [audit.summary(), "tests:", *legend, "", header]
     for row in audit.rows:
