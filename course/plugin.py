@@ -187,7 +187,7 @@ class GradingPlugin:
         if mistake.id not in self._mistake_spaces:
             ns = {"__name__": "reference"}
             text = apply_to_reference(self.reference_path.read_text(), mistake)
-            exec(compile(text, f"<mistake {mistake.id}>", "exec"), ns)
+            exec(compile(text, f"<mistake {mistake.id}>", "exec", dont_inherit=True), ns)
             self._mistake_spaces[mistake.id] = ns
         return self._mistake_spaces[mistake.id]
 
@@ -271,7 +271,7 @@ class GradingPlugin:
     def _reference(self) -> dict:
         if self._reference_ns is None:
             ns = {"__name__": "reference"}
-            exec(compile(self.reference_path.read_text(), str(self.reference_path), "exec"), ns)
+            exec(compile(self.reference_path.read_text(), str(self.reference_path), "exec", dont_inherit=True), ns)
             self._reference_ns = ns
         return self._reference_ns
 

@@ -59,3 +59,16 @@ def test_a_missing_answer_times_out():
         read_frame(r, deadline=time.monotonic() + 0.2)
     os.close(r)
     os.close(w)
+
+
+def test_an_answer_waiting_since_before_the_deadline_is_read_after_it():
+    """A prefetched worker's notebook may have loaded long before the grader reads its reply: that is not a
+    time-out (it was, and made the next submission fail every test after a slow one)."""
+    import time
+    r, w = os.pipe()
+    write_frame(w, {"op": "loaded"})
+    assert read_frame(r, deadline=time.monotonic() - 5) == {"op": "loaded"}
+    with pytest.raises(ChannelTimeout):        # and with nothing waiting, a passed deadline is a time-out at once
+        read_frame(r, deadline=time.monotonic() - 5)
+    os.close(r)
+    os.close(w)
