@@ -40,6 +40,72 @@ def test_digits_as_images():
     assert coursedata.image_classes("digits") == [str(d) for d in range(10)]
 
 
+def test_census_names_are_offline():
+    names = coursedata.names()
+    assert len(names) == 5163 and names == sorted(set(names))
+    assert {"mary", "james", "zoe"} <= set(names)
+    assert all(name.isalpha() and name.islower() and name.isascii() and 2 <= len(name) <= 11 for name in names)
+    assert coursedata.registry()["names"]["kind"] == "bundled"
+
+
+def test_names_from_a_text_file(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("Emma\n\n olivia \nAVA\n")
+    assert coursedata.names(str(path)) == ["emma", "olivia", "ava"]
+
+
+def test_names_from_a_missing_file_fail_in_one_line(tmp_path):
+    with pytest.raises(coursedata.DataError, match="census") as info:
+        coursedata.names(str(tmp_path / "names.txt"))
+    assert "\n" not in str(info.value) and str(tmp_path / "names.txt") in str(info.value)
+
+
+def test_pydoc_text_is_offline_and_deterministic():
+    """The offline text: the documentation topics shipped with Python, joined in sorted key order, every time."""
+    from pydoc_data.topics import topics
+    text = coursedata.text()
+    assert isinstance(text, str) and len(text) > 300_000 and text == coursedata.text("pydoc")
+    assert text == "".join(topics[key] for key in sorted(topics))
+    assert text.startswith(topics[min(topics)]) and len(set(text)) < 200   # a character vocabulary stays small
+    assert coursedata.registry()["pydoc"]["kind"] == "bundled"
+
+
+def test_text_from_a_file_and_an_unknown_name(tmp_path):
+    path = tmp_path / "input.txt"
+    path.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n", encoding="utf-8")
+    assert coursedata.text(str(path)) == path.read_text(encoding="utf-8")
+    with pytest.raises(coursedata.DataError, match="pydoc, tiny_shakespeare") as info:
+        coursedata.text(str(tmp_path / "missing.txt"))
+    assert "\n" not in str(info.value)
+
+
+def test_tiny_shakespeare_without_a_network_fails_at_once(tmp_path, monkeypatch):
+    """No network: one line that names the file, says what to do instead, and where a copy would go."""
+    _no_network(monkeypatch)
+    monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(DataError, match="cannot download https://raw.githubusercontent.com/karpathy/") as info:
+        coursedata.text("tiny_shakespeare")
+    assert time.monotonic() - start < 5
+    message = str(info.value)
+    assert "\n" not in message and "offline dataset" in message and str(tmp_path / "tiny_shakespeare") in message
+
+
+def test_a_cached_tiny_shakespeare_is_checked_and_read(tmp_path, monkeypatch):
+    """A copy in the cache with the registry's sha256 is read without a network; a different file is not."""
+    _no_network(monkeypatch)
+    monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path))
+    [entry] = coursedata.registry()["tiny_shakespeare"]["files"]
+    (tmp_path / "tiny_shakespeare").mkdir()
+    (tmp_path / "tiny_shakespeare" / "input.txt").write_text("not Shakespeare\n")
+    with pytest.raises(DataError, match="cannot download"):          # a wrong copy is dropped, then fetched
+        coursedata.text("tiny_shakespeare")
+    monkeypatch.setattr(coursedata, "fetch", lambda url, sha256, cache: cache / "input.txt")
+    (tmp_path / "tiny_shakespeare" / "input.txt").write_text("Shall I compare thee\n", encoding="utf-8")
+    assert coursedata.text("tiny_shakespeare") == "Shall I compare thee\n"
+    assert entry["url"].endswith("/tinyshakespeare/input.txt") and len(entry["sha256"]) == 64
+
+
 def test_image_sets_are_registered():
     sets, sources = coursedata.registry("images"), coursedata.registry()
     assert set(sets) == {"digits", "mnist", "fashion_mnist", "cifar10"} and set(sets) <= set(sources)

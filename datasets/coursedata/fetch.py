@@ -51,8 +51,9 @@ def fetch(url: str, expected_sha256: str, cache: Path | None = None) -> Path:
             for block in iter(lambda: response.read(1 << 20), b""):
                 tmp.write(block)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        offline = ", ".join(name for name, entry in registry().items() if entry.get("kind") != "download")
         raise DataError(f"cannot download {url} ({exc}); without a network use an offline dataset "
-                        f"(moons, digits, mnist1d) or copy the file into {cache}") from None
+                        f"({offline}) or copy the file into {cache}") from None
     got = sha256(Path(tmp.name))
     if got != expected_sha256:
         os.unlink(tmp.name)
