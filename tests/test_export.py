@@ -70,6 +70,11 @@ def test_student_tree_holds_nothing_secret(tmp_path):
                     body = region.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
                     secrets |= {line.strip() for line in body.splitlines() if len(line.strip()) > 25}
             secrets |= {line.strip() for line in paths.suite.read_text().splitlines() if line.startswith("def test_")}
+    # a line that a notebook gives students in its own code (a provided helper, a model to train) is public
+    # by design, even when a solution elsewhere happens to have the same line
+    given = "\n".join(cell.source for path in (REPO / "release").glob("*/*.ipynb")
+                      for cell in notebooks.read(path).cells if not notebooks.nbgrader_meta(cell).get("solution"))
+    secrets = {s for s in secrets if s not in given}
     texts = {p: p.read_text(errors="replace") for p in dest.rglob("*") if p.is_file()}
     leaked = {(str(p.relative_to(dest)), s) for p, t in texts.items() for s in secrets if s in t}
     assert not leaked, sorted(leaked)[:5]

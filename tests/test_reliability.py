@@ -77,7 +77,7 @@ def test_grading_twice_gives_the_same_result(mini):
     def as_data(results):   # everything but how long each test took
         data = [[r.as_json() for r in student] for student in results]
         for t in (t for student in data for r in student for t in r["tests"]):
-            assert t.pop("seconds") > 0
+            assert t.pop("seconds") >= 0
         return data
     assert as_data(first) == as_data(second)
 
