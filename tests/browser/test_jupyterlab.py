@@ -55,7 +55,10 @@ def lab(tmp_path_factory):
         (home / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
         (home / "settings" / name).write_text(json.dumps(value))
     port, token = free_port(), secrets.token_hex(16)
+    # settings, workspaces and runtime files of this student alone: a layout saved by an earlier JupyterLab in
+    # ~/.jupyter would otherwise reopen its notebooks beside ours
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"), "JUPYTER_RUNTIME_DIR": str(home / "rt"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
            "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen(
         [str(BIN / "jupyter"), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
@@ -119,7 +122,7 @@ def test_a_student_fills_in_an_exercise_runs_it_and_validates(lab, page):
     released = nbformat.read(str(work / "week1" / f"{NOTEBOOK}.ipynb"), as_version=4)
     index = {notebooks.nbgrader_meta(c).get("grade_id"): i for i, c in enumerate(released.cells)}
 
-    page.goto(f"{url}/lab/tree/week1/{NOTEBOOK}.ipynb?token={token}")
+    page.goto(f"{url}/lab/tree/week1/{NOTEBOOK}.ipynb?reset&token={token}")
     cells = page.locator(".jp-Notebook .jp-Cell")
     expect(cells).to_have_count(len(released.cells), timeout=60_000)
     wait_idle(page)
