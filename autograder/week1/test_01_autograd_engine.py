@@ -718,15 +718,16 @@ def test_train_steps_are_gradient_descent(student, reference, seed):
 
 @pytest.mark.exercise("training")
 def test_train_learns_moons(student, seed):
-    """train() on 60 points of two moons with an MLP(2, [16, 1]) for 100 steps at lr = 1.0 must reach 85%
-    accuracy and at least halve the loss (the reference reaches 90% or more, and a fifth of the loss): check the
-    update direction (p.data -= lr * p.grad), that gradients are zeroed every step, and that train returns one
-    loss per step."""
-    X, y = moons(seed)
-    result = student(train_on_moons, X=X, y=y, steps=100, lr=1.0, seed=seed, timeout=90)
+    """train() on 50 points of two moons with an MLP(2, [16, 1]) for 60 steps at lr = 1.0 must reach 80%
+    accuracy and at least halve the loss (over 40 seeds the reference reaches 86% or more, and under a third of
+    the loss): check the update direction (p.data -= lr * p.grad), that gradients are zeroed every step, and
+    that train returns one loss per step."""
+    # 50 points x 60 steps: a pure-Python run costs about 1.7 s, against 5.8 s for 60 x 100, in every graded row
+    X, y = moons(seed, n=50)
+    result = student(train_on_moons, X=X, y=y, steps=60, lr=1.0, seed=seed, timeout=90)
     losses = result["losses"]
-    check(len(losses) == 100, f"train(steps=100) returned {len(losses)} losses, expected one per step (100)")
+    check(len(losses) == 60, f"train(steps=60) returned {len(losses)} losses, expected one per step (60)")
     check(all(math.isfinite(v) for v in losses), "the loss became infinite or NaN during training")
-    check(losses[-1] <= 0.5 * losses[0], f"the loss went from {losses[0]:.3f} to {losses[-1]:.3f} in 100 steps; "
+    check(losses[-1] <= 0.5 * losses[0], f"the loss went from {losses[0]:.3f} to {losses[-1]:.3f} in 60 steps; "
                                          "it should at least halve")
-    check(result["accuracy"] >= 0.85, f"accuracy after training is {result['accuracy']:.2f}, expected at least 0.85")
+    check(result["accuracy"] >= 0.80, f"accuracy after training is {result['accuracy']:.2f}, expected at least 0.80")
