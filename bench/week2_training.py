@@ -14,38 +14,16 @@ the medians. With --seeds N it runs N seeds instead and prints the spread of the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
-from pathlib import Path
 
-import nbformat
 import torch
 import torch.nn as nn
 
 import coursedata
+from notebook_code import notebook_functions, reference
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = "week2/02_cnn_classification"
-
-
-def reference():
-    spec = importlib.util.spec_from_file_location("reference", REPO / "solutions" / f"{NOTEBOOK}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def notebook_helpers(*names) -> dict:
-    """The functions `names`, defined by executing the source notebook's cells that define them."""
-    ns = {"torch": torch, "F": torch.nn.functional}
-    for cell in nbformat.read(str(REPO / "source" / f"{NOTEBOOK}.ipynb"), as_version=4).cells:
-        if cell.cell_type == "code" and any(f"def {name}(" in cell.source for name in names):
-            exec(compile(cell.source, f"<{NOTEBOOK} cell>", "exec"), ns)
-    missing = [name for name in names if name not in ns]
-    if missing:
-        raise SystemExit(f"the source notebook defines no {', '.join(missing)}")
-    return {name: ns[name] for name in names}
 
 
 def configurations(ref, helpers) -> dict:
@@ -84,8 +62,10 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    ref = reference()
-    configs = configurations(ref, notebook_helpers("split_validation", "random_shift"))
+    ref = reference(NOTEBOOK)
+    helpers = notebook_functions(NOTEBOOK, ("split_validation", "random_shift"),
+                                 {"torch": torch, "F": torch.nn.functional})
+    configs = configurations(ref, helpers)
     print(f"torch {torch.__version__}, {args.threads} thread(s), CPU")
     for key, (title, make, data, options) in configs.items():
         if args.only and key not in args.only:

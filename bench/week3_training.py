@@ -19,43 +19,20 @@ recurrent models it is faster than two (--threads 2 to compare).
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import math
 import random
 import statistics
 import time
-from pathlib import Path
 
-import nbformat
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 import coursedata
+from notebook_code import notebook_functions, reference
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = "week3/02_sequence_models"
-
-
-def reference():
-    spec = importlib.util.spec_from_file_location("reference", REPO / "solutions" / f"{NOTEBOOK}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def notebook_helpers(*names) -> dict:
-    """The functions `names`, defined by executing the source notebook's cells that define them."""
-    import math
-
-    import torch.nn as nn
-    from tqdm.auto import tqdm
-    ns = {"torch": torch, "nn": nn, "F": F, "math": math, "tqdm": tqdm}
-    for cell in nbformat.read(str(REPO / "source" / f"{NOTEBOOK}.ipynb"), as_version=4).cells:
-        if cell.cell_type == "code" and any(f"def {name}(" in cell.source for name in names):
-            exec(compile(cell.source, f"<{NOTEBOOK} cell>", "exec"), ns)
-    missing = [name for name in names if name not in ns]
-    if missing:
-        raise SystemExit(f"the source notebook defines no {', '.join(missing)}")
-    return {name: ns[name] for name in names}
 
 
 def classifier_run(ref, helpers, data, pool, epochs, seed) -> dict:
@@ -127,8 +104,9 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    ref = reference()
-    helpers = notebook_helpers("split_validation", "evaluate_classifier", "train_classifier")
+    ref = reference(NOTEBOOK)
+    helpers = notebook_functions(NOTEBOOK, ("split_validation", "evaluate_classifier", "train_classifier"),
+                                 {"torch": torch, "nn": nn, "F": F, "math": math, "tqdm": tqdm})
     raw = coursedata.mnist1d()
     tensors = {k: torch.from_numpy(raw[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
     seqs = helpers["split_validation"](tensors, n_val=500)

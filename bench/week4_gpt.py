@@ -17,41 +17,19 @@ loss, wall and CPU time; with --runs N (seeds 0, 1, ...) it prints the medians.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import statistics
 import time
-from pathlib import Path
 
-import nbformat
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 import coursedata
+from notebook_code import notebook_functions, reference
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = "week4/02_gpt"
 TARGET_LOSS, TARGET_SECONDS = 1.88, 180.0
-
-
-def reference():
-    spec = importlib.util.spec_from_file_location("reference", REPO / "solutions" / f"{NOTEBOOK}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def notebook_functions(*names) -> dict:
-    """The functions `names`, defined by executing the source notebook's cells that define them (on the CPU)."""
-    from tqdm.auto import tqdm
-    ns = {"torch": torch, "F": F, "math": math, "tqdm": tqdm, "device": "cpu"}
-    for cell in nbformat.read(str(REPO / "source" / f"{NOTEBOOK}.ipynb"), as_version=4).cells:
-        if cell.cell_type == "code" and any(f"def {name}(" in cell.source for name in names):
-            exec(compile(cell.source, f"<{NOTEBOOK} cell>", "exec"), ns)
-    missing = [name for name in names if name not in ns]
-    if missing:
-        raise SystemExit(f"the source notebook defines no {', '.join(missing)}")
-    return ns
 
 
 @torch.no_grad()
@@ -92,7 +70,9 @@ def main() -> None:
     data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
     n = int(0.9 * len(data))
     splits = {"train": data[:n], "val": data[n:]}
-    ref, ns = reference(), notebook_functions("get_batch", "bigram_loss", "estimate_loss", "learning_rate", "train")
+    ref = reference(NOTEBOOK)
+    ns = notebook_functions(NOTEBOOK, ("get_batch", "bigram_loss", "estimate_loss", "learning_rate", "train"),
+                            {"torch": torch, "F": F, "math": math, "tqdm": tqdm, "device": "cpu"})
     bigram = ns["bigram_loss"](splits["train"], splits["val"], len(chars))
     print(f"text {args.text!r}: {len(text):,} characters, vocabulary {len(chars)}, train {n:,}, val {len(data) - n:,}")
     print(f"uniform guess {math.log(len(chars)):.3f}, bigram model {bigram:.3f} nats per character on val")
