@@ -6,25 +6,12 @@ accuracy on digits within a CPU budget, and the student's CNN1D one on MNIST-1D 
 """
 import pytest
 
-from course.testing import assert_close, check, is_finite, probe
+from course.testing import assert_close, check, is_finite, probe, seeded_weights
 
 
 # ---------------------------------------------------------------------------------------------------------
 # probes (run next to the submission; self-contained)
 # ---------------------------------------------------------------------------------------------------------
-
-@probe
-def seeded_weights(nb, model, seed):
-    """Give every entry of model.state_dict(), in sorted name order, seeded values scaled by 1/sqrt(fan-in)."""
-    import math
-    import torch
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in sorted(model.state_dict().items()):
-            fan_in = t[0].numel() if t.dim() > 1 else 4
-            t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float64) / math.sqrt(fan_in))
-    return {name: list(t.shape) for name, t in sorted(model.state_dict().items())}
-
 
 @probe
 def module_shapes(nb, cls, args, x_shape):
