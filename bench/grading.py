@@ -22,7 +22,8 @@ from pathlib import Path
 
 import nbformat
 
-from course import config, mistakes, notebooks
+from course import catalog as mistakes
+from course import config, notebooks
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -38,7 +39,7 @@ def make_class(course, n: int) -> dict[str, dict[str, nbformat.NotebookNode]]:
         student, kind = f"s{i:03d}", ("complete", "mistakes", "complete", "mistakes", "broken")[i % 5]
         out[student] = {}
         for nb in a.notebooks:
-            paths = nb.paths(course.root)
+            paths = course.paths(nb)
             source = notebooks.read(paths.source)
             if kind == "complete":
                 made = source

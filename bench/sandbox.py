@@ -17,9 +17,10 @@ import subprocess
 import sys
 import time
 
-from course import config, grade
-from course.runner import Worker
-from course.sandbox import sandbox_problem
+from course import config
+from course.grading import pipeline
+from course.sandbox.client import Worker
+from course.sandbox.launch import sandbox_problem
 
 CELLS = [["1", "import torch\nimport numpy as np"], ["2, f", "def f(x):\n    return torch.as_tensor(x) * 2"]]
 PROBES = "def double(nb, x):\n    return nb.f(x)\n"
@@ -48,7 +49,7 @@ def grade_time(course, sandboxed: bool) -> float:
     a = course.assignment("week1")
     files = [course.root / "source" / "week1" / f"{nb.name}.ipynb" for nb in a.notebooks]
     t0 = time.perf_counter()
-    [[*results]] = grade.grade(course, a, {"reference": {nb.name: f for nb, f in zip(a.notebooks, files)}})
+    [[*results]] = pipeline.grade(course, a, {"reference": {nb.name: f for nb, f in zip(a.notebooks, files)}})
     elapsed = time.perf_counter() - t0
     assert sum(r.score for r in results) == sum(r.max_score for r in results), "the reference lost points"
     return elapsed

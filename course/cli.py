@@ -3,24 +3,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import random
-import shutil
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from course import config, report
-from course.grade import default_workers
+from course import config
+from course.authoring import audit, demo, release
+from course.config import Assignment, Course
 from course.errors import CourseError
+from course.files import atomic_write
+from course.grading import pipeline
+from course.grading.pipeline import default_workers
+from course.grading.submissions import discover
+from course.publish import export, gradescope, outputs
 
 
-def _assignments(course, name):
+def _assignments(course: Course, name: str | None) -> list[Assignment]:
     return [course.assignment(name)] if name else list(course.assignments.values())
 
 
-def cmd_release(args, course) -> int:
-    from course import release
+def cmd_release(args: argparse.Namespace, course: Course) -> int:
     if args.notebook and not args.assignment:
         raise CourseError("--notebook needs an assignment: course release ASSIGNMENT --notebook NB")
     failed = False
@@ -39,82 +42,67 @@ def cmd_release(args, course) -> int:
 
 
 @contextlib.contextmanager
-def _progress_bar(total: int):
+def _progress_bar(total: int) -> Iterator[pipeline.Progress]:
     """A bar on the terminal (none when output is not a terminal): notebooks done, failed, remaining."""
     from tqdm import tqdm
+
     counts = {"failed": 0}
     with tqdm(total=total, desc="grading", unit="notebook", disable=None, file=sys.stderr,
               bar_format="{desc}: {bar} {n_fmt}/{total_fmt} done{postfix} [{elapsed}<{remaining}]") as bar:
         lock = threading.Lock()
 
-        def tick(student: str, graded: bool):
+        def tick(student: str, graded: bool) -> None:
             with lock:
                 counts["failed"] += not graded
                 bar.set_postfix_str(f"{counts['failed']} failed, {total - bar.n - 1} remaining", refresh=False)
                 bar.update(1)
+
         yield tick
 
 
-def _grade_and_report(course, assignment, paths, args, student_view: bool) -> None:
-    from course import grade, sandbox
-    if getattr(args, "allow_unsandboxed", False):
-        course = dataclasses.replace(course, grading=dataclasses.replace(course.grading, sandboxed=False))
-    elif student_view and sandbox.sandbox_problem():
-        # a learner checking their own notebook runs their own code: no sandbox needed, but say so
-        print(f"note: no sandbox here ({sandbox.sandbox_problem()}); your notebook runs as a plain process\n")
-        course = dataclasses.replace(course, grading=dataclasses.replace(course.grading, sandboxed=False))
-    submissions = grade.discover(assignment, [Path(p) for p in paths])
-    seed = args.seed if args.seed is not None else grade.default_seed(course, assignment)
-    journal = None
-    if not student_view:
-        from course.journal import Journal
-        journal = Journal(course.root / "autograded", reuse=not args.regrade)
+def _grade_and_publish(course: Course, assignment: Assignment, paths: list[str], options: pipeline.GradingOptions,
+                       targets: outputs.Targets) -> None:
+    submissions = discover(assignment, [Path(p) for p in paths])
     # a learner who names notebooks is graded on those alone; a class is graded on the whole assignment
-    only_submitted = student_view and bool(getattr(args, "notebooks", None))
-    graded = {name for nbs in submissions.values() for name in nbs} if only_submitted else assignment.notebooks
+    graded = ({name for nbs in submissions.values() for name in nbs} if options.only_submitted
+              else assignment.notebooks)
+    seed = pipeline.seed_for(course, assignment, options)
     with _progress_bar(len(submissions) * len(graded)) as progress:
-        results = grade.grade(course, assignment, submissions, seed=seed, workers=args.workers, journal=journal,
-                              progress=progress, only_submitted=only_submitted)
-    flat = [r for student in results for r in student]
-    reused = sum(r.reused for r in flat)
-    for student in results:
-        print(report.text(student))
-        print()
-    if args.json:
-        report.write_json(results, Path(args.json), seed)
-        print(f"scores written to {args.json}")
-    reports_root = Path(args.reports) if args.reports else course.root / "reports"
-    written = report.write_feedback(flat, reports_root, course.title)
-    print(f"reports: {len(written)} page(s) under {reports_root}")
-    if not student_view and not args.no_gradebook:
-        from course import gradebook, release
-        db = args.db or release.default_db_url(course)
-        gradebook.record(course, flat, db)
-        gradebook.place_for_formgrader(course, flat)
-        print(f"gradebook: {db}")
-    if reused:
-        print(f"{reused} of {len(flat)} notebook(s) were graded before under the same conditions and kept "
-              "(--regrade grades them again)")
-    print(f"(inputs drawn with seed {seed}; grading again with the same seed gives the same result)")
+        results = pipeline.grade(course, assignment, submissions, options, progress=progress)
+    outputs.publish(course, results, seed, targets)
 
 
-def cmd_grade(args, course) -> int:
-    _grade_and_report(course, course.assignment(args.assignment), args.submissions, args, student_view=False)
+def _isolation(args: argparse.Namespace) -> pipeline.Isolation:
+    return "off" if args.allow_unsandboxed else "required"
+
+
+def _targets(args: argparse.Namespace, course: Course, gradebook: bool) -> outputs.Targets:
+    db = (args.db or course.files.gradebook_url) if gradebook and not args.no_gradebook else None
+    return outputs.Targets(json=Path(args.json) if args.json else None,
+                           reports=Path(args.reports) if args.reports else None, gradebook=db)
+
+
+def cmd_grade(args: argparse.Namespace, course: Course) -> int:
+    options = pipeline.GradingOptions(isolation=_isolation(args), seed=args.seed, workers=args.workers,
+                                      journal=True, regrade=args.regrade)
+    _grade_and_publish(course, course.assignment(args.assignment), args.submissions, options,
+                       _targets(args, course, gradebook=True))
     return 0
 
 
-def cmd_check(args, course) -> int:
+def cmd_check(args: argparse.Namespace, course: Course) -> int:
     assignment = course.assignment(args.assignment)
-    paths = args.notebooks or [str(course.root / "release" / assignment.name)]
-    _grade_and_report(course, assignment, paths, args, student_view=True)
+    paths = args.notebooks or [str(course.files.release_dir(assignment.name))]
+    options = pipeline.GradingOptions(isolation="preferred", seed=args.seed, workers=args.workers,
+                                      only_submitted=bool(args.notebooks))
+    _grade_and_publish(course, assignment, paths, options, _targets(args, course, gradebook=False))
     return 0
 
 
-def cmd_audit(args, course) -> int:
-    from course import audit, grade
+def cmd_audit(args: argparse.Namespace, course: Course) -> int:
     failures = []
     for a in _assignments(course, args.assignment):
-        seed = grade.default_seed(course, a)
+        seed = pipeline.default_seed(course, a)
         for nb in a.notebooks:
             if args.notebook and nb.name != args.notebook:
                 continue
@@ -129,12 +117,10 @@ def cmd_audit(args, course) -> int:
     return 1 if failures else 0
 
 
-def cmd_export(args, course) -> int:
-    from course import export, release
+def cmd_export(args: argparse.Namespace, course: Course) -> int:
     if args.what == "csv":
-        text = export.grades_csv(course, _assignments(course, args.target), args.db or release.default_db_url(course))
+        text = export.grades_csv(course, _assignments(course, args.target), args.db or course.files.gradebook_url)
         if args.out:
-            from course.journal import atomic_write
             atomic_write(Path(args.out), text)
             print(f"grades written to {args.out}")
         else:
@@ -144,7 +130,7 @@ def cmd_export(args, course) -> int:
             raise CourseError("export gradescope: name the assignment (for example: course export gradescope week1)")
         assignment = course.assignment(args.target)
         out = Path(args.out or f"{assignment.name}-gradescope.zip")
-        export.gradescope_zip(course, assignment, out)
+        gradescope.gradescope_zip(course, assignment, out)
         print(f"Gradescope autograder written to {out}: upload it as the assignment's autograder (zip)")
     else:
         if not args.target:
@@ -154,33 +140,17 @@ def cmd_export(args, course) -> int:
     return 0
 
 
-def cmd_demo(args, course) -> int:
-    """Release week 1, make three example submissions, grade them."""
-    from course import mistakes, notebooks, release
-    import nbformat
+def cmd_demo(args: argparse.Namespace, course: Course) -> int:
+    """Release the assignment, make three example submissions, grade them."""
     assignment = course.assignment(args.assignment)
     release.release(course, assignment)
-    out = course.root / "demo" / "submitted"
-    shutil.rmtree(out, ignore_errors=True)
-    rng = random.Random(0)
-    for nb in assignment.notebooks:
-        paths = nb.paths(course.root)
-        source = notebooks.read(paths.source)
-        catalog = mistakes.load(nb, paths.mistakes)
-        # one mistake in each of two exercises: the student loses those exercises' points and keeps the rest
-        chosen = {}
-        for m in catalog:
-            chosen.setdefault(m.exercise, m)
-        picked = rng.sample(sorted(chosen.values(), key=lambda m: m.id), k=min(2, len(chosen)))
-        for student, made in (("ada", source), ("grace", mistakes.apply(source, picked)),
-                              ("linus", notebooks.read(paths.release))):
-            dest = out / student / assignment.name / f"{nb.name}.ipynb"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(made, str(dest))
-        print(f"grace's {nb.name} has these mistakes: " + "; ".join(m.says for m in picked))
+    folder, described = demo.make_submissions(course, assignment)
+    for line in described:
+        print(line)
     print()
-    args.submissions = [str(out)]
-    cmd_grade(args, course)
+    options = pipeline.GradingOptions(isolation=_isolation(args), seed=args.seed, workers=args.workers,
+                                      journal=True, regrade=True)
+    _grade_and_publish(course, assignment, [str(folder)], options, _targets(args, course, gradebook=True))
     return 0
 
 
@@ -261,7 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
     d.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
     unsandboxed_option(d)
-    d.set_defaults(regrade=True)
     d.set_defaults(func=cmd_demo)
     return p
 

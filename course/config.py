@@ -11,7 +11,19 @@ from pathlib import Path
 import yaml
 
 from course.errors import CourseError
-from course.sandbox import Limits
+from course.files import CourseFiles, NotebookPaths
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use while it is graded (course.yaml's `grading` section)."""
+
+    cpu_seconds: int
+    memory_mb: int
+    processes: int
+    file_size_mb: int
+    open_files: int
+    scratch_mb: int = 256
 
 
 @dataclass(frozen=True)
@@ -30,27 +42,9 @@ class Notebook:
     exercises: tuple[Exercise, ...]
     datasets: tuple[str, ...] = ()
 
-    def paths(self, root: Path) -> "NotebookPaths":
-        a, n = self.assignment, self.name
-        return NotebookPaths(source=root / "source" / a / f"{n}.ipynb", release=root / "release" / a / f"{n}.ipynb",
-                             reference=root / "solutions" / a / f"{n}.py",
-                             suite=root / "autograder" / a / f"test_{n}.py",
-                             mistakes=root / "autograder" / a / "mistakes" / f"{n}.yaml",
-                             alternatives=root / "autograder" / a / "alternatives" / f"{n}.yaml")
-
     @property
     def auto_exercises(self) -> tuple[Exercise, ...]:
         return tuple(e for e in self.exercises if not e.manual)
-
-
-@dataclass(frozen=True)
-class NotebookPaths:
-    source: Path
-    release: Path
-    reference: Path
-    suite: Path
-    mistakes: Path
-    alternatives: Path
 
 
 @dataclass(frozen=True)
@@ -82,6 +76,15 @@ class Course:
     title: str
     grading: Grading
     assignments: dict[str, Assignment] = field(default_factory=dict)
+
+    @property
+    def files(self) -> CourseFiles:
+        """Where everything of this course directory lives."""
+        return CourseFiles(self.root)
+
+    def paths(self, notebook: Notebook) -> NotebookPaths:
+        """The files of one notebook, one per layer."""
+        return self.files.notebook(notebook.assignment, notebook.name)
 
     def assignment(self, name: str) -> Assignment:
         try:

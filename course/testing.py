@@ -35,20 +35,6 @@ def module_probes(module) -> dict[str, Probe]:
     return {p.name: p for p in vars(module).values() if isinstance(p, Probe)}
 
 
-# -- probes more than one suite uses: a suite imports them, and their source travels with the suite's own ------
-@probe
-def seeded_weights(nb, model, seed):
-    """Give every entry of model.state_dict(), in sorted name order, seeded values scaled by 1/sqrt(fan-in)."""
-    import math
-    import torch
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in sorted(model.state_dict().items()):
-            fan_in = t[0].numel() if t.dim() > 1 else 4
-            t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float64) / math.sqrt(fan_in))
-    return {name: list(t.shape) for name, t in sorted(model.state_dict().items())}
-
-
 def check(condition, message: str) -> None:
     """Assert with a message written for the student."""
     if not condition:

@@ -14,6 +14,6 @@ def mini(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_ROOT", str(root))
     monkeypatch.chdir(root)
     course = config.load(root)
-    from course import release
+    from course.authoring import release
     release.release(course, course.assignment("toy"))
     return course

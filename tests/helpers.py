@@ -7,13 +7,20 @@ from pathlib import Path
 import nbformat
 
 from course import config, notebooks
-from course.sandbox import UID_BASE
+from course.grading import pipeline
+from course.grading.submissions import discover
+from course.sandbox.launch import UID_BASE
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 COURSE_BIN = Path(sys.executable).with_name("course")
 
 
+
+
+def grade(course, assignment, submissions, progress=None, **options):
+    """Grade as `course grade` does, with these GradingOptions (seed, workers, journal, ...)."""
+    return pipeline.grade(course, assignment, submissions, pipeline.GradingOptions(**options), progress=progress)
 
 
 def submission(course, student: str, cells: dict[str, str], *, base="release", folder=None) -> Path:

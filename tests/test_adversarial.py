@@ -16,10 +16,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import GOOD_ADD, GOOD_SCALE, REPO, sandbox_processes, submission
+from helpers import GOOD_ADD, GOOD_SCALE, REPO, grade, sandbox_processes, submission
 
-from course import grade, notebooks, report
-from course.sandbox import sandbox_problem
+from course import notebooks
+from course.grading.submissions import discover
+from course.publish import report
+from course.sandbox.launch import sandbox_problem
 
 # The hostile code sits in the `add` cell; `scale` is left as released, so every point would be unearned.
 PATCH_COMPARISONS = """
@@ -275,7 +277,8 @@ def batch(tmp_path_factory):
     """Grade the whole hostile corpus once, in one batch, with two workers, as `course grade` would."""
     if sandbox_problem():
         pytest.fail(f"the sandbox cannot start here: {sandbox_problem()}")
-    from course import config, release
+    from course import config
+    from course.authoring import release
     root = tmp_path_factory.mktemp("adversarial") / "mini"
     shutil.copytree(REPO / "tests" / "minicourse", root, ignore=shutil.ignore_patterns("release", "gradebook.db"))
     course = strict(config.load(root))
@@ -285,7 +288,7 @@ def batch(tmp_path_factory):
     try:
         folder = hostile_batch(course, root / "submitted", listener.port)
         a = course.assignment("toy")
-        results = grade.grade(course, a, grade.discover(a, [folder]), seed=11, workers=2)
+        results = grade(course, a, discover(a, [folder]), seed=11, workers=2)
     finally:
         listener.close()
         del os.environ["COURSE_GRADING_TAG"]
@@ -353,7 +356,7 @@ def test_without_the_sandbox_the_same_attacks_succeed(tmp_path, mini):
         a = course.assignment("toy")
         for name in ("read-hidden", "network"):
             submission(course, name, {"add-impl": constants + HOSTILE[name][0]}, folder=tmp_path / "s")
-        results = {r[0].student: r[0] for r in grade.grade(course, a, grade.discover(a, [tmp_path / "s"]), seed=2)}
+        results = {r[0].student: r[0] for r in grade(course, a, discover(a, [tmp_path / "s"]), seed=2)}
     finally:
         listener.close()
     assert results["read-hidden"].exercise_score("add") == 2, _report(results["read-hidden"])
@@ -362,13 +365,13 @@ def test_without_the_sandbox_the_same_attacks_succeed(tmp_path, mini):
 
 
 def test_grading_refuses_to_run_unsandboxed_unless_asked(mini, monkeypatch):
-    from course import sandbox
+    from course.sandbox import launch as sandbox
     from course.errors import CourseError
     monkeypatch.setattr(sandbox, "sandbox_problem", lambda: "bubblewrap is not installed")
     a = mini.assignment("toy")
     path = submission(mini, "x", {"add-impl": GOOD_ADD})
     with pytest.raises(CourseError, match="cannot grade in a sandbox: bubblewrap is not installed.*--allow-unsandboxed"):
-        grade.grade(mini, a, grade.discover(a, [path]), seed=1)
+        grade(mini, a, discover(a, [path]), seed=1)
 
 
 def test_json_scores_record_whether_the_sandbox_was_on(batch, tmp_path):

@@ -2,9 +2,12 @@
 import pytest
 import yaml
 
-from helpers import GOOD_SCALE, run_course, submission
+from helpers import GOOD_SCALE, grade, run_course, submission
 
-from course import audit, grade, mistakes, report
+from course import catalog as mistakes
+from course.authoring import audit
+from course.grading.submissions import discover
+from course.publish import report
 from course.errors import CourseError
 
 
@@ -23,7 +26,7 @@ def _add(path, entry):
 
 
 def test_audit_fails_on_an_uncaught_mistake_and_a_rejected_alternative(mini):
-    paths = mini.assignment("toy").notebooks[0].paths(mini.root)
+    paths = mini.paths(mini.assignment("toy").notebooks[0])
     _add(paths.mistakes, {"id": "commutes", "exercise": "add", "says": "b + a (not a mistake at all)",
                           "cell": "add-impl", "replace": "return a + b", "with": "return b + a"})
     _add(paths.alternatives, {"id": "scale-twice", "exercise": "scale", "says": "claims to be right",
@@ -36,7 +39,7 @@ def test_audit_fails_on_an_uncaught_mistake_and_a_rejected_alternative(mini):
 
 def test_audit_asks_for_three_mistakes_and_an_alternative_per_exercise(mini):
     nb = mini.assignment("toy").notebooks[0]
-    paths = nb.paths(mini.root)
+    paths = mini.paths(nb)
     kept = [m for m in yaml.safe_load(paths.mistakes.read_text()) if m["id"] != "scale-adds"]
     paths.mistakes.write_text(yaml.safe_dump(kept))
     paths.alternatives.unlink()
@@ -48,16 +51,16 @@ def test_audit_asks_for_three_mistakes_and_an_alternative_per_exercise(mini):
 def test_feedback_names_the_mistake_a_submission_made(mini):
     a = mini.assignment("toy")
     path = submission(mini, "sam", {"add-impl": "def add(a, b):\n    return a * b", "scale-impl": GOOD_SCALE})
-    [[r]] = grade.grade(mini, a, grade.discover(a, [path]))
+    [[r]] = grade(mini, a, discover(a, [path]))
     assert r.diagnosis == {"add": ["add multiplies a and b"]}
-    assert "→ this looks like a known mistake: add multiplies a and b" in report.text([r])
+    assert "→ This looks like a known mistake: add multiplies a and b" in report.text([r])
     assert "This looks like a known mistake: add multiplies a and b" in report.feedback_html(r, "t")
 
 
 def test_an_unknown_mistake_is_not_named(mini):
     a = mini.assignment("toy")
     path = submission(mini, "kim", {"add-impl": "def add(a, b):\n    return a + b + 1"})
-    [[r]] = grade.grade(mini, a, grade.discover(a, [path]))
+    [[r]] = grade(mini, a, discover(a, [path]))
     assert r.exercise_score("add") == 0 and r.diagnosis == {}
     assert "known mistake" not in report.text([r])
 
@@ -70,7 +73,7 @@ def test_an_unknown_mistake_is_not_named(mini):
 ])
 def test_a_bad_catalog_entry_is_one_line(mini, entry, words):
     nb = mini.assignment("toy").notebooks[0]
-    path = nb.paths(mini.root).alternatives
+    path = mini.paths(nb).alternatives
     path.write_text(yaml.safe_dump([entry]))
     with pytest.raises(CourseError, match=words) as info:
         mistakes.load_alternatives(nb, path)

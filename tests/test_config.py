@@ -32,7 +32,7 @@ def test_the_course_loads():
     assert "week1" in course.assignments
     for a in course.assignments.values():
         for nb in a.notebooks:
-            assert nb.paths(REPO).source.is_file(), nb.paths(REPO).source
+            assert course.paths(nb).source.is_file(), course.paths(nb).source
 
 
 @pytest.mark.parametrize("change, words", [

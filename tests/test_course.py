@@ -2,7 +2,9 @@
 reference full marks, the untouched release zero, and each cataloged mistake a loss in its exercise."""
 import pytest
 
-from course import audit, config, grade, release
+from course import config
+from course.authoring import audit, release
+from course.grading import pipeline
 from helpers import REPO
 
 COURSE = config.load(REPO)
@@ -24,7 +26,7 @@ def test_hidden_suite_passes_its_audit(nb):
     """The reference gets full marks, the untouched release 0, every cataloged mistake loses points in its
     exercise (and only where it says), every correct alternative keeps every point, and the feedback names
     at least 80% of the mistakes: `course audit`, through the real grading path."""
-    seed = grade.default_seed(COURSE, COURSE.assignment(nb.assignment))
+    seed = pipeline.default_seed(COURSE, COURSE.assignment(nb.assignment))
     result = audit.audit_notebook(COURSE, nb, seed, workers=2)
     assert result.failures == [], audit.matrix(result) + "\n" + "\n".join(result.failures)
     wrong = result.of_kind(correct=False)

@@ -139,8 +139,8 @@ def test_fetch_without_a_network_fails_at_once(tmp_path):
 
 
 def test_prepared_cache_is_what_a_sandboxed_worker_reads(tmp_path, monkeypatch):
-    from course.runner import Worker
-    from course.sandbox import Limits
+    from course.sandbox.client import Worker
+    from course.config import Limits
     tmp_path.chmod(0o755)  # the sandbox's user is not root: the cache must be readable by others
     monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path))
     coursedata.prepare("mnist1d")

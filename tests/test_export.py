@@ -10,7 +10,8 @@ import zipfile
 
 from helpers import GOOD_ADD, GOOD_SCALE, REPO, run_course, submission
 
-from course import config, export, notebooks
+from course import config, notebooks
+from course.publish import export
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -64,7 +65,7 @@ def test_student_tree_holds_nothing_secret(tmp_path):
     secrets = set()
     for a in course.assignments.values():
         for nb in a.notebooks:
-            paths = nb.paths(REPO)
+            paths = course.paths(nb)
             for region in notebooks.regions(paths.reference).values():
                 if "### BEGIN SOLUTION" in region:
                     body = region.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
@@ -92,7 +93,7 @@ def test_gradescope_bundle_runs_like_gradescope(mini, tmp_path):
     out = run_course("export", "gradescope", "toy", "--out", str(zip_path), cwd=mini.root)
     assert out.returncode == 0, out.stderr
     names = zipfile.ZipFile(zip_path).namelist()
-    assert {"setup.sh", "run_autograder", "course/worker.py", "autograder/toy/test_adder.py"} <= set(names)
+    assert {"setup.sh", "run_autograder", "course/sandbox/server.py", "autograder/toy/test_adder.py"} <= set(names)
     assert not [n for n in names if n.startswith(("source/", "submitted/")) or n.endswith("gradebook.db")]
 
     def run(student_notebook):

@@ -3,14 +3,14 @@ import json
 
 import pytest
 
-from helpers import GOOD_ADD, GOOD_SCALE, run_course, submission
+from helpers import GOOD_ADD, GOOD_SCALE, grade, run_course, submission
 
-from course import grade
+from course.grading.submissions import discover
 
 
 def graded(course, paths, seed=1):
     a = course.assignment("toy")
-    [results] = grade.grade(course, a, grade.discover(a, paths), seed=seed)
+    [results] = grade(course, a, discover(a, paths), seed=seed)
     return results[0]
 
 
@@ -92,7 +92,7 @@ def test_batch_survives_an_unreadable_notebook(mini):
     broken.parent.mkdir(parents=True)
     broken.write_text("{ this is not json")
     a = mini.assignment("toy")
-    results = grade.grade(mini, a, grade.discover(a, [mini.root / "submitted"]), seed=3)
+    results = grade(mini, a, discover(a, [mini.root / "submitted"]), seed=3)
     scores = {r[0].student: r[0].score for r in results}
     assert scores == {"ok": 3, "broken": 0}
     [b] = [r[0] for r in results if r[0].student == "broken"]
@@ -143,7 +143,7 @@ def test_discover_accepts_files_student_folders_and_submitted_trees(mini):
     path = submission(mini, "kim", {"add-impl": GOOD_ADD})
     a = mini.assignment("toy")
     for given in (path, path.parent, path.parent.parent, mini.root / "submitted"):
-        assert grade.discover(a, [given]) == {"kim": {"adder": path}}, given
+        assert discover(a, [given]) == {"kim": {"adder": path}}, given
 
 
 def test_progress_counts_every_notebook_once_with_shards(mini):
@@ -155,7 +155,7 @@ def test_progress_counts_every_notebook_once_with_shards(mini):
     a = mini.assignment("toy")
     for workers in (1, 2):
         events = []
-        grade.grade(mini, a, grade.discover(a, [mini.root / "submitted"]), workers=workers,
+        grade(mini, a, discover(a, [mini.root / "submitted"]), workers=workers,
                     progress=lambda student, graded: events.append((student, graded)))
         assert sorted(events) == [("p1", True), ("p2", True), ("p3", True), ("p4", False)], workers
 
@@ -163,7 +163,7 @@ def test_progress_counts_every_notebook_once_with_shards(mini):
 def test_release_of_one_notebook_leaves_the_others_alone(mini):
     """`course release A --notebook NB`: an exercise author releases one notebook while another notebook of
     the same assignment is still being written."""
-    from course import release
+    from course.authoring import release
     other = mini.root / "release" / "toy" / "other.ipynb"
     other.write_text("{}")
     [path] = release.release(mini, mini.assignment("toy"), "adder")
@@ -183,6 +183,6 @@ def test_cli_options_may_come_between_the_paths():
 def test_a_learner_checking_some_notebooks_is_graded_on_those_alone(mini):
     """`course check week1 01.ipynb`: the week's other notebooks are left out, not reported as missing."""
     a = mini.assignment("toy")
-    assert grade.grade(mini, a, {"sam": {}}, only_submitted=True) == [[]]
-    [[missing]] = grade.grade(mini, a, {"sam": {}})
+    assert grade(mini, a, {"sam": {}}, only_submitted=True) == [[]]
+    [[missing]] = grade(mini, a, {"sam": {}})
     assert missing.problem == "adder.ipynb was not submitted"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course.protocol import ChannelClosed, ChannelTimeout, encode, read_frame, write_frame
+from course.sandbox.wire import ChannelClosed, ChannelTimeout, encode, read_frame, write_frame
 
 
 def roundtrip(message):

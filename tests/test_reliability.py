@@ -6,10 +6,9 @@ import sqlite3
 import subprocess
 import time
 
-from helpers import COURSE_BIN, GOOD_ADD, GOOD_SCALE, run_course, sandbox_processes, submission
+from helpers import COURSE_BIN, GOOD_ADD, GOOD_SCALE, grade, run_course, sandbox_processes, submission
 
-from course import grade
-from course.journal import Journal
+from course.grading.submissions import discover
 
 # each submission takes a second or two to load, so that a batch can be stopped in the middle
 SLOW = "import time\ntime.sleep(1.5)\n"
@@ -72,7 +71,7 @@ def test_a_batch_stopped_halfway_grades_the_rest_exactly_once(mini):
 def test_grading_twice_gives_the_same_result(mini):
     paths = [submission(mini, s, CLASS[s]) for s in ("ben", "dee")]
     a = mini.assignment("toy")
-    first, second = (grade.grade(mini, a, grade.discover(a, paths)) for _ in range(2))
+    first, second = (grade(mini, a, discover(a, paths)) for _ in range(2))
 
     def as_data(results):   # everything but how long each test took
         data = [[r.as_json() for r in student] for student in results]
@@ -85,10 +84,9 @@ def test_grading_twice_gives_the_same_result(mini):
 def test_a_result_is_reused_only_for_the_same_submission_and_suite(mini):
     path = submission(mini, "gus", {"add-impl": GOOD_ADD})
     a = mini.assignment("toy")
-    journal = Journal(mini.root / "autograded")
 
     def graded():
-        [[r]] = grade.grade(mini, a, grade.discover(a, [path]), journal=journal)
+        [[r]] = grade(mini, a, discover(a, [path]), journal=True)
         return r
 
     assert not graded().reused and graded().reused

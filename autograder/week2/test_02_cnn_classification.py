@@ -6,7 +6,8 @@ accuracy on digits within a CPU budget, and the student's CNN1D one on MNIST-1D 
 """
 import pytest
 
-from course.testing import assert_close, check, is_finite, probe, seeded_weights
+from course.testing import assert_close, check, is_finite, probe
+from probes import seeded_weights
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import math
 
 import pytest
 
-from course.testing import assert_close, check, is_finite, probe, seeded_weights
+from course.testing import assert_close, check, is_finite, probe
+from probes import seeded_weights
 
 
 # ---------------------------------------------------------------------------------------------------------

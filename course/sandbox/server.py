@@ -1,4 +1,4 @@
-"""The process that holds a submission's code. It runs apart from the grader and answers only through the
+"""The worker: the process that holds a submission's code. It runs apart from the grader and answers only through the
 grader's channel (two pipe descriptors named in COURSE_CHANNEL); the student's stdout, stderr, exit status
 and files are never read.
 
@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 
-from course.protocol import write_frame, read_frame, ChannelClosed
+from course.sandbox.wire import ChannelClosed, read_frame, write_frame
 
 STUDENT_FILE = "<cell "
 
@@ -36,6 +36,12 @@ class Notebook:
 
     def __contains__(self, name):
         return name in self._ns
+
+
+def compile_code(source: str, filename: str):
+    """Compile a notebook cell, a suite's probes or a reference module the same way, as Jupyter does: with
+    nothing inherited from this module (no `from __future__ import annotations`)."""
+    return compile(source, filename, "exec", dont_inherit=True)
 
 
 def strip_magics(source: str) -> str:
@@ -67,7 +73,7 @@ def run_cells(cells, namespace) -> list[dict]:
         source = strip_magics(source)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         try:
-            exec(compile(source, filename, "exec"), namespace)
+            exec(compile_code(source, filename), namespace)
         except BaseException as exc:  # noqa: BLE001 - a student's cell may raise anything, SystemExit included
             errors.append({"cell": label, **describe_error(exc)})
     return errors
@@ -87,7 +93,7 @@ def serve(req_fd: int, resp_fd: int) -> None:
                 reply = {"ok": True, "errors": run_cells(request["cells"], namespace)}
             elif op == "probes":
                 space = {"__name__": "probes"}
-                exec(compile(request["source"], "<probes>", "exec"), space)
+                exec(compile_code(request["source"], "<probes>"), space)
                 probe_spaces[request["key"]] = space
                 reply = {"ok": True}
             elif op == "call":

@@ -9,26 +9,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from course import testing
 from course.config import Course, Notebook
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+from course.files import CourseFiles, atomic_write
+from course.grading.results import NotebookResult
 
 
 def _sha(*chunks: bytes) -> str:
@@ -40,28 +26,29 @@ def _sha(*chunks: bytes) -> str:
 
 def grading_fingerprint(course: Course, notebook: Notebook, seed: int) -> str:
     """What a result depends on besides the submission itself."""
-    p = notebook.paths(course.root)
-    files = [p.suite, p.reference, p.release]
+    p = course.paths(notebook)
+    # the suite, and what it is made of besides its own file: the shared probes and the testing helpers
+    shared = [f for f in (course.files.shared_probes, Path(testing.__file__)) if f.is_file()]
+    files = [p.suite, p.reference, p.release, *shared]
     settings = json.dumps({"grading": dataclasses.asdict(course.grading), "seed": seed,
                            "exercises": [dataclasses.asdict(e) for e in notebook.exercises]}, sort_keys=True)
     return _sha(*(f.read_bytes() for f in files), settings.encode())
 
 
 class Journal:
-    def __init__(self, root: Path, reuse: bool = True):
-        self.root = Path(root)
+    def __init__(self, files: CourseFiles, reuse: bool = True):
+        self.files = files
         self.reuse = reuse  # False: grade everything again, still saving each result
 
     def path(self, student: str, assignment: str, notebook: str) -> Path:
-        return self.root / student / assignment / f"{notebook}.result.json"
+        return self.files.result(student, assignment, notebook)
 
     @staticmethod
     def key(submission: Path, fingerprint: str) -> str:
         return _sha(Path(submission).read_bytes(), fingerprint.encode())
 
-    def load(self, notebook: Notebook, student: str, submission: Path, fingerprint: str):
+    def load(self, notebook: Notebook, student: str, submission: Path, fingerprint: str) -> NotebookResult | None:
         """The stored result for this exact submission and grading, or None."""
-        from course.grade import NotebookResult
         if not self.reuse:
             return None
         path = self.path(student, notebook.assignment, notebook.name)
@@ -75,7 +62,8 @@ class Journal:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing, from another grading, or unreadable: grade again
 
-    def save(self, result, fingerprint: str) -> None:
+    def save(self, result: NotebookResult, fingerprint: str) -> None:
+        assert result.path is not None
         data = result.as_json(precise=True)
         data["key"] = self.key(result.path, fingerprint)
         atomic_write(self.path(result.student, result.assignment, result.notebook.name),

@@ -24,18 +24,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from course.config import Limits
+
 UID_BASE = 1_000_000   # sandbox user ids live above the ids of real accounts
 UIDS_PER_GRADER = 16   # ids a grading process cycles through; it never has that many workers alive at once
-
-
-@dataclass(frozen=True)
-class Limits:
-    cpu_seconds: int
-    memory_mb: int
-    processes: int
-    file_size_mb: int
-    open_files: int
-    scratch_mb: int = 256
 
 
 def _apply_limits(limits: Limits):
@@ -155,7 +147,7 @@ def sandbox_problem() -> str | None:
                 "run the grader as root (for example in a container)")
     limits = Limits(cpu_seconds=10, memory_mb=1024, processes=16, file_size_mb=1, open_files=256, scratch_mb=1)
     try:
-        trial = subprocess.run(bwrap_command(limits, _next_uid(), [sys.executable, "-c", "import course.worker, coursedata"]),
+        trial = subprocess.run(bwrap_command(limits, _next_uid(), [sys.executable, "-c", "import course.sandbox.server, coursedata"]),
                                capture_output=True, text=True, timeout=60, preexec_fn=_apply_limits(limits),
                                env=worker_env("/tmp"))
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -180,11 +172,11 @@ class WorkerProcess:
 
 
 def start_worker(limits: Limits, sandboxed: bool = True) -> WorkerProcess:
-    """Start `python -m course.worker` in its own session with its limits: inside the sandbox, or (when the
+    """Start `python -m course.sandbox.server` in its own session with its limits: inside the sandbox, or (when the
     instructor accepted the risk) as a plain process with only the resource limits."""
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
-    argv = [sys.executable, "-m", "course.worker"]
+    argv = [sys.executable, "-m", "course.sandbox.server"]
     scratch = None
     if sandboxed:
         env, cwd = worker_env("/tmp"), "/"

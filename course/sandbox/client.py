@@ -7,8 +7,9 @@ import os
 import signal
 import time
 
-from course.protocol import ChannelClosed, ChannelTimeout, read_frame, write_frame
-from course.sandbox import Limits, start_worker
+from course.config import Limits
+from course.sandbox.launch import start_worker
+from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write_frame
 
 
 class StudentError(AssertionError):
@@ -76,14 +77,14 @@ class Worker:
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the process and send the notebook's cells; the answer is collected by `ensure_loaded`."""
-        self.proc = start_worker(self.limits, self.sandboxed)
         self.loaded_probes = set()
         self.loaded = False
         self._started = self._sent = time.monotonic()
         try:
+            self.proc = start_worker(self.limits, self.sandboxed)
             write_frame(self.proc.requests, {"op": "run", "cells": self.cells})
-        except OSError:
-            self.broken = "the worker process could not be started"
+        except OSError as exc:
+            self.broken = f"the worker process could not be started ({exc})"
 
     def ensure_loaded(self) -> None:
         """Wait for the notebook's cells to finish. A notebook that cannot load stays broken: every test

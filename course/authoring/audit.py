@@ -15,9 +15,10 @@ from pathlib import Path
 
 import nbformat
 
-from course import grade, mistakes, notebooks
+from course import catalog, notebooks
 from course.config import Course, Notebook
-from course.grade import NotebookResult
+from course.grading import pipeline
+from course.grading.results import NotebookResult
 
 MIN_MISTAKES = 3
 
@@ -25,7 +26,7 @@ MIN_MISTAKES = 3
 @dataclass
 class Row:
     label: str
-    variant: mistakes.Variant | None
+    variant: catalog.Variant | None
     result: NotebookResult
 
     @property
@@ -61,12 +62,12 @@ def _lost(row: Row) -> set[str]:
 
 
 def audit_notebook(course: Course, nb: Notebook, seed: int, workers: int = 1) -> NotebookAudit:
-    paths = nb.paths(course.root)
-    catalog = mistakes.load(nb, paths.mistakes)
-    alternatives = mistakes.load_alternatives(nb, paths.alternatives)
+    paths = course.paths(nb)
+    mistakes = catalog.load(nb, paths.mistakes)
+    alternatives = catalog.load_alternatives(nb, paths.alternatives)
     audit = NotebookAudit(nb)
     for ex in nb.auto_exercises:
-        n = sum(m.exercise == ex.id for m in catalog)
+        n = sum(m.exercise == ex.id for m in mistakes)
         if n < MIN_MISTAKES:
             audit.failures.append(f"exercise {ex.id} has {n} cataloged mistakes in {paths.mistakes.name}; "
                                   f"at least {MIN_MISTAKES} are needed")
@@ -77,12 +78,12 @@ def audit_notebook(course: Course, nb: Notebook, seed: int, workers: int = 1) ->
     with tempfile.TemporaryDirectory(prefix="course-audit-") as tmp:
         files = {"reference": paths.source, "release": paths.release}
         variants = {}
-        for v in [*catalog, *alternatives]:
+        for v in [*mistakes, *alternatives]:
             label = f"{'alternative' if v.correct else 'mistake'} {v.id}"
             files[label] = Path(tmp) / f"{len(files)}.ipynb"
-            nbformat.write(mistakes.apply(source, [v]), str(files[label]))
+            nbformat.write(catalog.apply(source, [v]), str(files[label]))
             variants[label] = v
-        results = {r.student: r for r in grade.grade_notebook(course, nb, files, seed, workers)}
+        results = {r.student: r for r in pipeline.grade_notebook(course, nb, files, seed, workers)}
     audit.rows = [Row(label, variants.get(label), results[label]) for label in files]
 
     for row in audit.rows:

@@ -1,23 +1,30 @@
-"""What people read: a score table in the terminal, a JSON file for tools, an HTML page for the student."""
+"""What people read: a score table in the terminal, a JSON file for tools, an HTML page for the student, and
+the hidden tests' results written into the notebook that formgrader shows."""
+
 from __future__ import annotations
 
+import html
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import nbformat
+from nbformat import NotebookNode
 
-from course.grade import NotebookResult
-from course.journal import atomic_write
-
-
-UNSANDBOXED = "graded WITHOUT the sandbox (--allow-unsandboxed): the submission's code ran unisolated"
+from course import notebooks
+from course.config import Exercise
+from course.files import CourseFiles, atomic_write
+from course.grading.results import NotebookResult, TestResult
+from course.publish import wording
 
 
 def _pts(x: float) -> str:
     return f"{x:g}" if x == int(x) else f"{x:.2f}"
 
 
-def exercise_rows(result: NotebookResult):
+def exercise_rows(result: NotebookResult) -> Iterator[tuple[Exercise, float | None, list[TestResult]]]:
     """(exercise, score or None for hand-graded, failed tests) for each exercise of the notebook."""
     for ex in result.notebook.exercises:
         if ex.manual:
@@ -36,7 +43,7 @@ def text(student_results: list[NotebookResult]) -> str:
     possible = sum(r.max_score for r in student_results)
     lines = [f"{first.student} — {first.assignment}: {_pts(total)} / {_pts(possible)}"]
     if not all(r.sandboxed for r in student_results):
-        lines.append(f"  ! {UNSANDBOXED}")
+        lines.append(f"  ! {wording.UNSANDBOXED}")
     for r in student_results:
         lines.append(f"  {r.notebook.name:<{w + 2}} {_pts(r.score):>9} / {_pts(r.max_score)}")
         if r.problem:
@@ -49,25 +56,30 @@ def text(student_results: list[NotebookResult]) -> str:
                 continue
             lines.append(f"    {ex.title:<{w}} {_pts(score):>9} / {_pts(ex.points)}")
             for cause in r.diagnosis.get(ex.id, []):
-                lines.append(f"      → this looks like a known mistake: {cause}")
+                lines.append(f"      → {wording.known_mistake(cause)}")
             for t in failed:
-                lines.append(f"      ✗ {t.name}: {t.output}")
+                lines.append(f"      {wording.failed_test(t.name, t.output)}")
                 if t.hint:
-                    lines.append(f"        hint: {t.hint}")
+                    lines.append(f"        {wording.hint(t.hint)}")
         for err in r.load_errors:
             lines.append(f"      note: cell {err['cell']} raised {err['type']} when the notebook was run: "
                          f"{err['message'][:200]}")
     return "\n".join(lines)
 
 
-def write_json(all_results: list[list[NotebookResult]], file: Path, seed: int) -> None:
+def as_json(all_results: list[list[NotebookResult]], seed: int) -> str:
     data = {"seed": seed, "submissions": [r.as_json() for student in all_results for r in student]}
-    atomic_write(file, json.dumps(data, indent=2) + "\n")
+    return json.dumps(data, indent=2) + "\n"
+
+
+def write_json(all_results: list[list[NotebookResult]], file: Path, seed: int) -> None:
+    atomic_write(file, as_json(all_results, seed))
 
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
                           autoescape=True, trim_blocks=True, lstrip_blocks=True)
 _env.filters["pts"] = _pts
+_env.globals["wording"] = wording
 
 
 def feedback_html(result: NotebookResult, course_title: str) -> str:
@@ -79,21 +91,16 @@ def feedback_html(result: NotebookResult, course_title: str) -> str:
 def write_feedback(results: list[NotebookResult], root: Path, course_title: str) -> list[Path]:
     written = []
     for r in results:
-        out = root / r.student / r.assignment / f"{r.notebook.name}.html"
+        out = CourseFiles.report_page(root, r.student, r.assignment, r.notebook.name)
         atomic_write(out, feedback_html(r, course_title))
         written.append(out)
     return written
 
 
-def annotate(nb, result: NotebookResult):
+def annotate(nb: NotebookNode, result: NotebookResult) -> NotebookNode:
     """The submitted notebook with the hidden tests' results written after each exercise's visible test
     cell, as markdown: nbgrader's formgrader and `generate_feedback` then show them in place. Results
     only — never test or reference code."""
-    import html
-
-    import nbformat
-
-    from course import notebooks
     rows = {ex.id: (ex, score, failed) for ex, score, failed in exercise_rows(result) if score is not None}
     placed = set()
     cells = []
@@ -101,22 +108,25 @@ def annotate(nb, result: NotebookResult):
         cells.append(cell)
         gid = notebooks.nbgrader_meta(cell).get("grade_id")
         if gid in rows and notebooks.is_visible_test(cell):
-            cells.append(_results_cell(nbformat, html, *rows[gid], result))
+            cells.append(_results_cell(*rows[gid], result))
             placed.add(gid)
     for gid in rows.keys() - placed:  # its test cell was deleted: say it at the end
-        cells.append(_results_cell(nbformat, html, *rows[gid], result))
+        cells.append(_results_cell(*rows[gid], result))
     nb.cells = cells
     return nb
 
 
-def _results_cell(nbformat, html, ex, score, failed, result):
+def _results_cell(ex: Exercise, score: float | None, failed: list[TestResult], result: NotebookResult) -> Any:
+    assert score is not None
     lines = [f"<b>Hidden tests — {html.escape(ex.title)}: {_pts(score)} / {_pts(ex.points)}</b>"]
+    if not result.sandboxed:
+        lines.append(f"<p>{html.escape(wording.UNSANDBOXED)}</p>")
     for cause in result.diagnosis.get(ex.id, []):
-        lines.append(f"<p>This looks like a known mistake: {html.escape(cause)}</p>")
+        lines.append(f"<p>{html.escape(wording.known_mistake(cause))}</p>")
     for t in failed:
-        lines.append(f"<pre>✗ {html.escape(t.name)}: {html.escape(t.output)}</pre>")
+        lines.append(f"<pre>{html.escape(wording.failed_test(t.name, t.output))}</pre>")
         if t.hint:
-            lines.append(f"<p><i>Hint: {html.escape(t.hint)}</i></p>")
+            lines.append(f"<p><i>{html.escape(wording.hint(t.hint))}</i></p>")
     if not failed:
-        lines.append("<p>all hidden checks passed</p>")
+        lines.append(f"<p>{wording.ALL_PASSED}</p>")
     return nbformat.v4.new_markdown_cell("\n".join(lines), metadata={"course": {"results": ex.id}})

@@ -1,0 +1,118 @@
+"""Naming the mistake: when a test fails, which cataloged mistakes of its exercise the submission's
+answers match, and, per exercise, the names every such failure agrees on."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from course.catalog import Variant
+from course.grading.references import References, Runner, call_key
+from course.grading.results import NotebookResult
+from course.testing import Probe, differences
+
+
+@dataclass(frozen=True)
+class Raised:
+    """What a student's call raised, recorded in place of an answer."""
+
+    kind: str | None
+
+
+Answers = dict[tuple[str, str], tuple[Probe, dict[str, Any], Any]]  # call -> (probe, kwargs, answer or Raised)
+
+
+class _TooSlow(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """A cataloged mistake runs in the grader's process: never let one hang the grading."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise _TooSlow()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class MistakeNamer:
+    """Compares a failing test's answers with the answers of the reference with each cataloged mistake."""
+
+    def __init__(self, catalog: list[Variant], references: References, time_limit: float):
+        self.catalog = catalog
+        self.references = references
+        self.time_limit = time_limit
+
+    def matches(self, item: Any, exercise: str, answers: Answers) -> tuple[str, ...]:
+        """The cataloged mistakes of this exercise that this failure matches: the reference with that
+        mistake gives the student's answers to every call the test made, or raises what the student's code
+        raised; or the test passes when it compares the student's answers with that mistaken reference."""
+        if not answers:
+            return ()
+        found = []
+        for m in self.catalog:
+            if m.exercise != exercise:  # a mistake is named at its own exercise, not where it cascades
+                continue
+            mistaken = self.references.runner(item.module, m)
+            if self._same_answers(answers, mistaken) or self._passes_against(item, answers, mistaken):
+                found.append(m.id)
+        return tuple(found)
+
+    def _same_answers(self, answers: Answers, mistaken: Runner) -> bool:
+        for probe, kwargs, answer in answers.values():
+            if isinstance(answer, Raised) and answer.kind is None:
+                return False  # a hang or a crash: nothing to compare, and the mistake might hang here too
+            try:
+                with _time_limit(self.time_limit):
+                    theirs = mistaken(probe, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the mistake may make the code raise
+                if not (isinstance(answer, Raised) and answer.kind == type(exc).__name__):
+                    return False
+                continue
+            if isinstance(answer, Raised) or differences(answer, theirs, atol=1e-6, rtol=1e-4):
+                return False
+        return True
+
+    def _passes_against(self, item: Any, answers: Answers, mistaken: Runner) -> bool:
+        if any(isinstance(a, Raised) for _, _, a in answers.values()):
+            return False
+
+        def replay(probe: Probe, timeout: float | None = None, **kwargs: Any) -> Any:
+            return copy.deepcopy(answers[call_key(probe, kwargs)][2])  # KeyError: the test asked for more
+
+        args = {n: item.funcargs[n] for n in inspect.signature(item.obj).parameters}
+        args.update(student=replay, reference=mistaken)
+        try:
+            with _time_limit(self.time_limit):
+                item.obj(**args)
+        except Exception:  # noqa: BLE001 - any failure means: not this mistake
+            return False
+        return True
+
+
+def per_exercise(result: NotebookResult, says: dict[str, str]) -> dict[str, list[str]]:
+    """Per exercise, the cataloged mistakes that every failure matched by some mistake agrees on. (A
+    failure that no mistake matches, a timing test for one, does not veto the others.)"""
+    out = {}
+    for ex in {t.exercise for t in result.tests if not t.passed}:
+        matched = [set(t.mistakes) for t in result.tests if t.exercise == ex and not t.passed and t.mistakes]
+        common = set.intersection(*matched) if matched else set()
+        if common:
+            out[ex] = [says[m] for m in sorted(common)]
+    return out

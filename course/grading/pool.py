@@ -1,0 +1,66 @@
+"""The submissions' worker processes during one run of a suite: the current submission's worker and the
+next one's, started ahead so that its notebook loads while the current one is tested.
+
+Tests run submission by submission, so a worker is retired (stopped, its load errors kept) as soon as the
+tests move on to a later submission. The factory that starts a worker is injectable: the tooling's own
+tests grade with an in-process fake, without any sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class WorkerLike(Protocol):
+    load_errors: list[dict[str, Any]]
+
+    def call(self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Candidate:
+    """One notebook to grade: an id (the student), and the code cells the grader runs."""
+
+    id: str
+    cells: list[list[str]]
+    load_errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class WorkerPool:
+    def __init__(self, candidates: list[Candidate], start: Callable[[Candidate], WorkerLike], prefetch: int = 1,
+                 on_retire: Callable[[Candidate], None] | None = None):
+        self.candidates = candidates
+        self.index = {c.id: i for i, c in enumerate(candidates)}
+        self.start = start
+        self.prefetch = prefetch
+        self.on_retire = on_retire
+        self.workers: dict[str, WorkerLike] = {}
+        self.retired: set[str] = set()
+
+    def worker(self, candidate_id: str) -> WorkerLike:
+        """The worker of this submission; earlier ones are retired, the next ones started."""
+        index = self.index[candidate_id]
+        for c in self.candidates[:index]:
+            if c.id in self.workers:
+                self.retire(c)
+        for c in self.candidates[index:index + 1 + self.prefetch]:
+            if c.id not in self.workers and c.id not in self.retired:
+                self.workers[c.id] = self.start(c)
+        return self.workers[candidate_id]
+
+    def retire(self, c: Candidate) -> None:
+        worker = self.workers.pop(c.id)
+        c.load_errors = worker.load_errors
+        worker.stop()
+        self.retired.add(c.id)  # graded: never started again
+        if self.on_retire:
+            self.on_retire(c)
+
+    def close(self) -> None:
+        for c in self.candidates:
+            if c.id in self.workers:
+                self.retire(c)

@@ -1,0 +1,108 @@
+"""What grading produces: one result per student and notebook, with one entry per hidden test.
+
+These are the types every consumer reads (reports, the gradebook, exports, the audit); they depend on
+nothing but course.yaml's description of the notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from course.config import Notebook
+
+
+@dataclass
+class TestResult:
+    name: str
+    exercise: str
+    score: float
+    max_score: float
+    output: str
+    hint: str = ""
+    mistakes: list[str] = field(default_factory=list)  # ids of cataloged mistakes this failure matches
+    seconds: float = 0.0  # how long the test ran (the slow ones are the trainings)
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.max_score
+
+
+@dataclass
+class NotebookResult:
+    student: str
+    assignment: str
+    notebook: Notebook
+    path: Path | None
+    tests: list[TestResult] = field(default_factory=list)
+    problem: str | None = None  # why nothing could be graded (missing, unreadable)
+    load_errors: list[dict[str, Any]] = field(default_factory=list)
+    sandboxed: bool = True
+    notes: list[str] = field(default_factory=list)  # what the grader noticed and set right (locked cells)
+    reused: bool = False  # taken from the journal of an earlier run, not graded again
+    diagnosis: dict[str, list[str]] = field(default_factory=dict)  # exercise -> what the mistake looks like
+
+    @property
+    def score(self) -> float:
+        return round(sum(t.score for t in self.tests), 4)
+
+    @property
+    def max_score(self) -> float:
+        return sum(e.points for e in self.notebook.auto_exercises)
+
+    def exercise_score(self, exercise_id: str) -> float:
+        return round(sum(t.score for t in self.tests if t.exercise == exercise_id), 4)
+
+    def as_json(self, precise: bool = False) -> dict[str, Any]:
+        def num(x: float) -> float:
+            return x if precise else round(x, 4)
+
+        return {
+            "student": self.student,
+            "assignment": self.assignment,
+            "notebook": self.notebook.name,
+            "path": str(self.path) if self.path else None,
+            "score": self.score,
+            "max_score": self.max_score,
+            "problem": self.problem,
+            "notes": self.notes,
+            "sandboxed": self.sandboxed,
+            "load_errors": self.load_errors,
+            "diagnosis": self.diagnosis,
+            "tests": [
+                {
+                    "name": t.name,
+                    "exercise": t.exercise,
+                    "score": num(t.score),
+                    "max_score": num(t.max_score),
+                    "output": t.output,
+                    "hint": t.hint,
+                    "mistakes": t.mistakes,
+                    "seconds": t.seconds,
+                }
+                for t in self.tests
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, notebook: Notebook, data: dict[str, Any]) -> NotebookResult:
+        result = cls(
+            data["student"],
+            data["assignment"],
+            notebook,
+            Path(data["path"]) if data["path"] else None,
+            problem=data["problem"],
+            load_errors=data["load_errors"],
+            sandboxed=data["sandboxed"],
+            notes=data["notes"],
+            diagnosis=data["diagnosis"],
+        )
+        result.tests = [
+            TestResult(t["name"], t["exercise"], t["score"], t["max_score"], t["output"], t["hint"],
+                       t["mistakes"], t.get("seconds", 0.0))
+            for t in data["tests"]
+        ]
+        return result

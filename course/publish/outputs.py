@@ -1,0 +1,59 @@
+"""The publish step of `course grade`, `check` and `demo`: every output of one graded batch, in order —
+the terminal text, the JSON file, the HTML report pages, nbgrader's gradebook, and the copies of the
+notebooks that formgrader and `nbgrader generate_feedback` open."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from course import notebooks
+from course.config import Course
+from course.files import atomic_write
+from course.grading.results import NotebookResult
+from course.publish import nbgrader, report
+
+
+@dataclass(frozen=True)
+class Targets:
+    json: Path | None = None  # also write the scores as JSON here
+    reports: Path | None = None  # the HTML pages (default: the course's reports/)
+    gradebook: str | None = None  # nbgrader's database URL; None: no gradebook, no formgrader copies
+
+
+def publish(course: Course, results: list[list[NotebookResult]], seed: int, targets: Targets,
+            say: Callable[[str], None] = print) -> None:
+    flat = [r for student in results for r in student]
+    for student in results:
+        say(report.text(student))
+        say("")
+    if targets.json:
+        report.write_json(results, targets.json, seed)
+        say(f"scores written to {targets.json}")
+    reports = targets.reports or course.files.reports
+    written = report.write_feedback(flat, reports, course.title)
+    say(f"reports: {len(written)} page(s) under {reports}")
+    if targets.gradebook:
+        nbgrader.record(course, flat, targets.gradebook)
+        place_for_formgrader(course, flat)
+        say(f"gradebook: {targets.gradebook}")
+    reused = sum(r.reused for r in flat)
+    if reused:
+        say(f"{reused} of {len(flat)} notebook(s) were graded before under the same conditions and kept "
+            "(--regrade grades them again)")
+    say(f"(inputs drawn with seed {seed}; grading again with the same seed gives the same result)")
+
+
+def place_for_formgrader(course: Course, results: list[NotebookResult]) -> None:
+    """formgrader and `nbgrader generate_feedback` open autograded/<student>/<assignment>/<notebook>.ipynb:
+    the submission, with the hidden tests' results written in after each exercise."""
+    for r in results:
+        if r.path is None or r.problem:
+            continue
+        nb = notebooks.read(Path(r.path))
+        nb.cells = [c for c in nb.cells if "course" not in c.get("metadata", {})]  # results of an earlier run
+        dest = course.files.autograded_notebook(r.student, r.assignment, r.notebook.name)
+        atomic_write(dest, nbformat.writes(report.annotate(nb, r)))
