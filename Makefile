@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCKS  := requirements/test.txt requirements/browser.txt
+CODE   := course tests bench datasets/coursedata
 
-.PHONY: setup sandbox browser demo audit test test-tooling test-suites test-notebooks test-browser release clean
+.PHONY: setup sandbox browser demo audit lint types test test-fast test-tooling test-notebooks test-browser release lock clean
 
 setup: $(STAMP) sandbox
 
@@ -30,11 +32,18 @@ browser:
 	    echo "chromium is not installed: the browser test will fail until it is (apt-get install chromium)"; \
 	  fi; }
 
-$(STAMP): requirements.txt pyproject.toml
+# the exact pins of every set (requirements/*.txt); the course package itself is installed editable
+$(STAMP): $(LOCKS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(LOCKS))
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# after changing a requirements/*.in file: the exact pins again (pins already in the .txt files are kept)
+lock: setup
+	for set in grading course student test browser; do \
+	  $(BIN)/pip-compile --quiet --no-header --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	    --output-file requirements/$$set.txt requirements/$$set.in; done
 
 release: setup
 	$(BIN)/course release
@@ -45,6 +54,20 @@ demo: setup
 # every cataloged mistake and alternative graded: which tests catch what (also run by `make test`)
 audit: setup
 	$(BIN)/course audit
+
+# lint and formatting (ruff), the layers of the tooling package (import-linter)
+lint: setup
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/lint-imports
+
+# types of the tooling package
+types: setup
+	$(BIN)/mypy
+
+# the edit-test loop: lint, types, the tooling's unit tests and one small grading round trip
+test-fast: lint types
+	$(BIN)/pytest -q -m "not slow" tests --ignore=tests/browser
 
 # unit tests of the tooling, the hidden suites against reference / release / mistakes, release/ freshness
 test-tooling: setup
@@ -58,7 +81,7 @@ test-notebooks: setup
 test-browser: setup browser
 	$(BIN)/pytest -q -p no:cacheprovider tests/browser
 
-test: test-tooling test-notebooks test-browser
+test: lint types test-tooling test-notebooks test-browser
 
 clean:
 	rm -rf $(VENV) gradebook.db demo feedback reports autograded

@@ -6,6 +6,7 @@ printed, per device (the CPU, and the GPU when there is one).
 
     .venv/bin/python bench/conv.py [--rounds 15] [--threads 1] [--batch 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,13 @@ import torch.nn.functional as F
 REFERENCE = Path(__file__).resolve().parent.parent / "solutions" / "week2" / "01_convolution.py"
 
 # (C_in, H, W), (C_out, k), stride, padding: the layers of a CIFAR-sized and an MNIST-sized CNN
-LAYERS = [((3, 32, 32), (16, 3), 1, 1),
-          ((16, 32, 32), (32, 3), 1, 1),
-          ((32, 16, 16), (64, 3), 1, 1),
-          ((16, 32, 32), (32, 3), 2, 1),
-          ((1, 28, 28), (8, 5), 1, 2)]
+LAYERS = [
+    ((3, 32, 32), (16, 3), 1, 1),
+    ((16, 32, 32), (32, 3), 1, 1),
+    ((32, 16, 16), (64, 3), 1, 1),
+    ((16, 32, 32), (32, 3), 2, 1),
+    ((1, 28, 28), (8, 5), 1, 2),
+]
 
 
 def timed(fn, *args, sync) -> float:
@@ -47,7 +50,7 @@ def compare(conv2d_unfold, device, batch, layer, rounds) -> tuple[float, float]:
         pair = [(conv2d_unfold, ours), (F.conv2d, theirs)]
         for fn, times in pair if r % 2 else pair[::-1]:
             times.append(timed(fn, x, weight, b, stride, padding, sync=sync))
-    return statistics.median(ours[1:]), statistics.median(theirs[1:])   # the first round warms up
+    return statistics.median(ours[1:]), statistics.median(theirs[1:])  # the first round warms up
 
 
 def main() -> None:
@@ -60,15 +63,21 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     conv2d_unfold = runpy.run_path(str(REFERENCE))["conv2d_unfold"]
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), batch {args.batch}, "
-          f"median of {args.rounds} rounds")
-    print(f"{'device':6s} {'input':>14s} {'filters':>8s} {'s':>2s} {'p':>2s}   {'unfold':>9s}   {'F.conv2d':>9s}   ratio")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), batch {args.batch}, "
+        f"median of {args.rounds} rounds"
+    )
+    print(
+        f"{'device':6s} {'input':>14s} {'filters':>8s} {'s':>2s} {'p':>2s}   {'unfold':>9s}   {'F.conv2d':>9s}   ratio"
+    )
     for device in devices:
         for layer in LAYERS:
             ours, theirs = compare(conv2d_unfold, device, args.batch, layer, args.rounds)
             (c_in, h, w), (c_out, k), stride, padding = layer
-            print(f"{device.type:6s} {str([c_in, h, w]):>14s} {f'{c_out}x{k}x{k}':>8s} {stride:2d} {padding:2d}   "
-                  f"{1e3 * ours:6.2f} ms   {1e3 * theirs:6.2f} ms   {ours / theirs:5.2f}")
+            print(
+                f"{device.type:6s} {[c_in, h, w]!s:>14s} {f'{c_out}x{k}x{k}':>8s} {stride:2d} {padding:2d}   "
+                f"{1e3 * ours:6.2f} ms   {1e3 * theirs:6.2f} ms   {ours / theirs:5.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Python and importing torch.
 
     .venv/bin/python bench/grading.py [--students 20] [--workers N] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse

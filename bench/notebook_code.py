@@ -1,5 +1,6 @@
 """The code a benchmark measures: a notebook's reference solution, and functions taken from its source
 notebook's cells, so that a benchmark runs what a learner runs."""
+
 from __future__ import annotations
 
 import importlib.util

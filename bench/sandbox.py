@@ -8,6 +8,7 @@ next to the floor of a bare `python -c "import torch"`. Medians and ratios are p
 
     .venv/bin/python bench/sandbox.py [--rounds 10] [--grade 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,8 @@ def grade_time(course, sandboxed: bool) -> float:
     a = course.assignment("week1")
     files = [course.root / "source" / "week1" / f"{nb.name}.ipynb" for nb in a.notebooks]
     t0 = time.perf_counter()
-    [[*results]] = pipeline.grade(course, a, {"reference": {nb.name: f for nb, f in zip(a.notebooks, files)}})
+    submissions = {"reference": {nb.name: f for nb, f in zip(a.notebooks, files, strict=True)}}
+    [[*results]] = pipeline.grade(course, a, submissions)
     elapsed = time.perf_counter() - t0
     assert sum(r.score for r in results) == sum(r.max_score for r in results), "the reference lost points"
     return elapsed
@@ -57,8 +59,10 @@ def grade_time(course, sandboxed: bool) -> float:
 
 def summary(name: str, on: list[float], off: list[float]) -> str:
     m_on, m_off = statistics.median(on), statistics.median(off)
-    return (f"{name:<7} sandbox {m_on:8.4f} s   plain {m_off:8.4f} s   "
-            f"overhead {m_on - m_off:+.4f} s ({m_on / m_off:.2f}x)   [n={len(on)}]")
+    return (
+        f"{name:<7} sandbox {m_on:8.4f} s   plain {m_off:8.4f} s   "
+        f"overhead {m_on - m_off:+.4f} s ({m_on / m_off:.2f}x)   [n={len(on)}]"
+    )
 
 
 def main() -> None:
@@ -72,13 +76,13 @@ def main() -> None:
     times = {k: [] for k in ("start+", "start-", "probe+", "probe-", "floor", "grade+", "grade-")}
     worker_times(course, True), worker_times(course, False)  # warm the file cache
     for i in range(args.rounds):
-        for sandboxed in ((True, False) if i % 2 == 0 else (False, True)):
+        for sandboxed in (True, False) if i % 2 == 0 else (False, True):
             start, probe = worker_times(course, sandboxed)
             times["start" + "+-"[not sandboxed]].append(start)
             times["probe" + "+-"[not sandboxed]].append(probe)
         times["floor"].append(floor())
     for i in range(args.grade):
-        for sandboxed in ((True, False) if i % 2 == 0 else (False, True)):
+        for sandboxed in (True, False) if i % 2 == 0 else (False, True):
             times["grade" + "+-"[not sandboxed]].append(grade_time(course, sandboxed))
     print(f"floor   python -c 'import torch' {statistics.median(times['floor']):.3f} s")
     print(summary("start", times["start+"], times["start-"]))

@@ -11,6 +11,7 @@ the medians. With --seeds N it runs N seeds instead and prints the spread of the
 
     .venv/bin/python bench/week2_training.py [--runs 3] [--threads 2] [--seeds N] [--only digits|cnn1d|mlp]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,9 @@ import time
 
 import torch
 import torch.nn as nn
+from notebook_code import notebook_functions, reference
 
 import coursedata
-from notebook_code import notebook_functions, reference
 
 NOTEBOOK = "week2/02_cnn_classification"
 
@@ -36,10 +37,14 @@ def configurations(ref, helpers) -> dict:
         return nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
 
     return {
-        "digits": ("2-D CNN, digits", lambda: ref.CNN(1, 10, 8), digits,
-                   dict(epochs=40, lr=3e-3, batch_size=32, augment=helpers["random_shift"])),
-        "cnn1d": ("1-D CNN, MNIST-1D", lambda: ref.CNN1D(), seqs, dict(epochs=40, lr=1e-2, batch_size=64)),
-        "mlp": ("MLP, MNIST-1D", mlp, seqs, dict(epochs=40, lr=1e-2, batch_size=64)),
+        "digits": (
+            "2-D CNN, digits",
+            lambda: ref.CNN(1, 10, 8),
+            digits,
+            {"epochs": 40, "lr": 3e-3, "batch_size": 32, "augment": helpers["random_shift"]},
+        ),
+        "cnn1d": ("1-D CNN, MNIST-1D", lambda: ref.CNN1D(), seqs, {"epochs": 40, "lr": 1e-2, "batch_size": 64}),
+        "mlp": ("MLP, MNIST-1D", mlp, seqs, {"epochs": 40, "lr": 1e-2, "batch_size": 64}),
     }
 
 
@@ -49,8 +54,12 @@ def run(ref, make, data, options, seed) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     ref.train(model, data, seed=seed, progress=False, **options)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"accuracy": ref.evaluate(model, data["x_test"], data["y_test"]), "wall": wall, "cpu": cpu,
-            "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "accuracy": ref.evaluate(model, data["x_test"], data["y_test"]),
+        "wall": wall,
+        "cpu": cpu,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def main() -> None:
@@ -63,8 +72,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     ref = reference(NOTEBOOK)
-    helpers = notebook_functions(NOTEBOOK, ("split_validation", "random_shift"),
-                                 {"torch": torch, "F": torch.nn.functional})
+    helpers = notebook_functions(
+        NOTEBOOK, ("split_validation", "random_shift"), {"torch": torch, "F": torch.nn.functional}
+    )
     configs = configurations(ref, helpers)
     print(f"torch {torch.__version__}, {args.threads} thread(s), CPU")
     for key, (title, make, data, options) in configs.items():
@@ -74,16 +84,23 @@ def main() -> None:
         accuracy = [r["accuracy"] for r in results]
         if args.seeds:
             accuracy.sort()
-            print(f"{title:18s} {results[0]['params']:6,d} params  test accuracy over {len(accuracy)} seeds: min "
-                  f"{accuracy[0]:.4f}, 5th percentile {accuracy[len(accuracy) // 20]:.4f}, median "
-                  f"{statistics.median(accuracy):.4f}, max {accuracy[-1]:.4f}; CPU per run {statistics.median(r['cpu'] for r in results):.1f} s")
+            print(
+                f"{title:18s} {results[0]['params']:6,d} params  test accuracy over {len(accuracy)} seeds: min "
+                f"{accuracy[0]:.4f}, 5th percentile {accuracy[len(accuracy) // 20]:.4f}, median "
+                f"{statistics.median(accuracy):.4f}, max {accuracy[-1]:.4f}; "
+                f"CPU per run {statistics.median(r['cpu'] for r in results):.1f} s"
+            )
             continue
         for seed, r in enumerate(results):
-            print(f"{title:18s} seed {seed}: test accuracy {r['accuracy']:.4f}, {r['wall']:5.1f} s wall, "
-                  f"{r['cpu']:5.1f} s CPU")
-        print(f"{title:18s} {results[0]['params']:6,d} params  median of {len(results)}: test accuracy "
-              f"{statistics.median(accuracy):.4f}, {statistics.median(r['wall'] for r in results):.1f} s wall, "
-              f"{statistics.median(r['cpu'] for r in results):.1f} s CPU")
+            print(
+                f"{title:18s} seed {seed}: test accuracy {r['accuracy']:.4f}, {r['wall']:5.1f} s wall, "
+                f"{r['cpu']:5.1f} s CPU"
+            )
+        print(
+            f"{title:18s} {results[0]['params']:6,d} params  median of {len(results)}: test accuracy "
+            f"{statistics.median(accuracy):.4f}, {statistics.median(r['wall'] for r in results):.1f} s wall, "
+            f"{statistics.median(r['cpu'] for r in results):.1f} s CPU"
+        )
 
 
 if __name__ == "__main__":

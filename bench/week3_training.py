@@ -16,6 +16,7 @@ recurrent models it is faster than two (--threads 2 to compare).
     .venv/bin/python bench/week3_training.py [--runs 3] [--threads 1] [--seeds N] [--only lstm-last|lstm-max|names]
                                              [--makemore PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,10 +28,10 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from notebook_code import notebook_functions, reference
 from tqdm.auto import tqdm
 
 import coursedata
-from notebook_code import notebook_functions, reference
 
 NOTEBOOK = "week3/02_sequence_models"
 
@@ -39,11 +40,14 @@ def classifier_run(ref, helpers, data, pool, epochs, seed) -> dict:
     torch.manual_seed(seed)
     model = ref.LSTMClassifier(hidden_size=64, pool=pool)
     wall, cpu = time.perf_counter(), time.process_time()
-    helpers["train_classifier"](model, data, epochs=epochs, lr=1e-2, batch_size=64, clip=1.0, seed=seed,
-                                progress=False)
+    helpers["train_classifier"](model, data, epochs=epochs, lr=1e-2, batch_size=64, clip=1.0, seed=seed, progress=False)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"accuracy": helpers["evaluate_classifier"](model, data["x_test"], data["y_test"]), "wall": wall,
-            "cpu": cpu, "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "accuracy": helpers["evaluate_classifier"](model, data["x_test"], data["y_test"]),
+        "wall": wall,
+        "cpu": cpu,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def names_split(words: list[str]):
@@ -65,33 +69,48 @@ def language_run(ref, train_words, val_words, seed, epochs=10) -> dict:
     torch.manual_seed(seed)
     model = ref.CharLSTM(len(stoi), 16, 128)
     wall, cpu = time.perf_counter(), time.process_time()
-    history = ref.train_char_model(model, data, epochs=epochs, lr=1e-2, batch_size=64, clip=1.0, seed=seed,
-                                   progress=False)
+    history = ref.train_char_model(
+        model, data, epochs=epochs, lr=1e-2, batch_size=64, clip=1.0, seed=seed, progress=False
+    )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"val_loss": history["val_loss"][-1], "bigram": bigram, "bigram_cpu": bigram_cpu, "wall": wall,
-            "cpu": cpu, "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "val_loss": history["val_loss"][-1],
+        "bigram": bigram,
+        "bigram_cpu": bigram_cpu,
+        "wall": wall,
+        "cpu": cpu,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def report_classifier(title, results):
     accuracy = [r["accuracy"] for r in results]
     for seed, r in enumerate(results):
-        print(f"{title:22s} seed {seed}: test accuracy {r['accuracy']:.4f}, {r['wall']:5.1f} s wall, "
-              f"{r['cpu']:5.1f} s CPU")
-    print(f"{title:22s} {results[0]['params']:6,d} params  median of {len(results)}: test accuracy "
-          f"{statistics.median(accuracy):.4f}, {statistics.median(r['wall'] for r in results):.1f} s wall, "
-          f"{statistics.median(r['cpu'] for r in results):.1f} s CPU")
+        print(
+            f"{title:22s} seed {seed}: test accuracy {r['accuracy']:.4f}, {r['wall']:5.1f} s wall, "
+            f"{r['cpu']:5.1f} s CPU"
+        )
+    print(
+        f"{title:22s} {results[0]['params']:6,d} params  median of {len(results)}: test accuracy "
+        f"{statistics.median(accuracy):.4f}, {statistics.median(r['wall'] for r in results):.1f} s wall, "
+        f"{statistics.median(r['cpu'] for r in results):.1f} s CPU"
+    )
 
 
 def report_language(title, results, words):
     for seed, r in enumerate(results):
-        print(f"{title:22s} seed {seed}: validation loss {r['val_loss']:.4f} (bigram {r['bigram']:.4f}, "
-              f"{r['bigram'] - r['val_loss']:.3f} nats better), {r['wall']:5.1f} s wall, {r['cpu']:5.1f} s CPU")
+        print(
+            f"{title:22s} seed {seed}: validation loss {r['val_loss']:.4f} (bigram {r['bigram']:.4f}, "
+            f"{r['bigram'] - r['val_loss']:.3f} nats better), {r['wall']:5.1f} s wall, {r['cpu']:5.1f} s CPU"
+        )
     val = statistics.median(r["val_loss"] for r in results)
-    print(f"{title:22s} {len(words):,d} names, {results[0]['params']:,d} params  median of {len(results)}: "
-          f"validation loss {val:.4f}, bigram {results[0]['bigram']:.4f} (counted in {results[0]['bigram_cpu']:.1f} s "
-          f"of CPU), margin {results[0]['bigram'] - val:.3f} nats; "
-          f"{statistics.median(r['wall'] for r in results):.1f} s wall, "
-          f"{statistics.median(r['cpu'] for r in results):.1f} s CPU")
+    print(
+        f"{title:22s} {len(words):,d} names, {results[0]['params']:,d} params  median of {len(results)}: "
+        f"validation loss {val:.4f}, bigram {results[0]['bigram']:.4f} (counted in {results[0]['bigram_cpu']:.1f} s "
+        f"of CPU), margin {results[0]['bigram'] - val:.3f} nats; "
+        f"{statistics.median(r['wall'] for r in results):.1f} s wall, "
+        f"{statistics.median(r['cpu'] for r in results):.1f} s CPU"
+    )
 
 
 def main() -> None:
@@ -105,8 +124,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     ref = reference(NOTEBOOK)
-    helpers = notebook_functions(NOTEBOOK, ("split_validation", "evaluate_classifier", "train_classifier"),
-                                 {"torch": torch, "nn": nn, "F": F, "math": math, "tqdm": tqdm})
+    helpers = notebook_functions(
+        NOTEBOOK,
+        ("split_validation", "evaluate_classifier", "train_classifier"),
+        {"torch": torch, "nn": nn, "F": F, "math": math, "tqdm": tqdm},
+    )
     raw = coursedata.mnist1d()
     tensors = {k: torch.from_numpy(raw[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
     seqs = helpers["split_validation"](tensors, n_val=500)
@@ -118,9 +140,11 @@ def main() -> None:
         results = [classifier_run(ref, helpers, seqs, pool, epochs, seed) for seed in range(args.seeds or args.runs)]
         if args.seeds:
             accuracy = sorted(r["accuracy"] for r in results)
-            print(f"{title:22s} test accuracy over {len(accuracy)} seeds: min {accuracy[0]:.4f}, median "
-                  f"{statistics.median(accuracy):.4f}, max {accuracy[-1]:.4f}; CPU per run "
-                  f"{statistics.median(r['cpu'] for r in results):.1f} s")
+            print(
+                f"{title:22s} test accuracy over {len(accuracy)} seeds: min {accuracy[0]:.4f}, median "
+                f"{statistics.median(accuracy):.4f}, max {accuracy[-1]:.4f}; CPU per run "
+                f"{statistics.median(r['cpu'] for r in results):.1f} s"
+            )
         else:
             report_classifier(title, results)
     corpora = [] if args.only and "names" not in args.only else [("census names", coursedata.names())]

@@ -1,4 +1,5 @@
 """`course`: release, grade and check the course's notebooks."""
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,14 @@ def _progress_bar(total: int) -> Iterator[pipeline.Progress]:
     from tqdm import tqdm
 
     counts = {"failed": 0}
-    with tqdm(total=total, desc="grading", unit="notebook", disable=None, file=sys.stderr,
-              bar_format="{desc}: {bar} {n_fmt}/{total_fmt} done{postfix} [{elapsed}<{remaining}]") as bar:
+    with tqdm(
+        total=total,
+        desc="grading",
+        unit="notebook",
+        disable=None,
+        file=sys.stderr,
+        bar_format="{desc}: {bar} {n_fmt}/{total_fmt} done{postfix} [{elapsed}<{remaining}]",
+    ) as bar:
         lock = threading.Lock()
 
         def tick(student: str, graded: bool) -> None:
@@ -60,12 +67,12 @@ def _progress_bar(total: int) -> Iterator[pipeline.Progress]:
         yield tick
 
 
-def _grade_and_publish(course: Course, assignment: Assignment, paths: list[str], options: pipeline.GradingOptions,
-                       targets: outputs.Targets) -> None:
+def _grade_and_publish(
+    course: Course, assignment: Assignment, paths: list[str], options: pipeline.GradingOptions, targets: outputs.Targets
+) -> None:
     submissions = discover(assignment, [Path(p) for p in paths])
     # a learner who names notebooks is graded on those alone; a class is graded on the whole assignment
-    graded = ({name for nbs in submissions.values() for name in nbs} if options.only_submitted
-              else assignment.notebooks)
+    graded = {name for nbs in submissions.values() for name in nbs} if options.only_submitted else assignment.notebooks
     seed = pipeline.seed_for(course, assignment, options)
     with _progress_bar(len(submissions) * len(graded)) as progress:
         results = pipeline.grade(course, assignment, submissions, options, progress=progress)
@@ -78,23 +85,27 @@ def _isolation(args: argparse.Namespace) -> pipeline.Isolation:
 
 def _targets(args: argparse.Namespace, course: Course, gradebook: bool) -> outputs.Targets:
     db = (args.db or course.files.gradebook_url) if gradebook and not args.no_gradebook else None
-    return outputs.Targets(json=Path(args.json) if args.json else None,
-                           reports=Path(args.reports) if args.reports else None, gradebook=db)
+    return outputs.Targets(
+        json=Path(args.json) if args.json else None, reports=Path(args.reports) if args.reports else None, gradebook=db
+    )
 
 
 def cmd_grade(args: argparse.Namespace, course: Course) -> int:
-    options = pipeline.GradingOptions(isolation=_isolation(args), seed=args.seed, workers=args.workers,
-                                      journal=True, regrade=args.regrade)
-    _grade_and_publish(course, course.assignment(args.assignment), args.submissions, options,
-                       _targets(args, course, gradebook=True))
+    options = pipeline.GradingOptions(
+        isolation=_isolation(args), seed=args.seed, workers=args.workers, journal=True, regrade=args.regrade
+    )
+    _grade_and_publish(
+        course, course.assignment(args.assignment), args.submissions, options, _targets(args, course, gradebook=True)
+    )
     return 0
 
 
 def cmd_check(args: argparse.Namespace, course: Course) -> int:
     assignment = course.assignment(args.assignment)
     paths = args.notebooks or [str(course.files.release_dir(assignment.name))]
-    options = pipeline.GradingOptions(isolation="preferred", seed=args.seed, workers=args.workers,
-                                      only_submitted=bool(args.notebooks))
+    options = pipeline.GradingOptions(
+        isolation="preferred", seed=args.seed, workers=args.workers, only_submitted=bool(args.notebooks)
+    )
     _grade_and_publish(course, assignment, paths, options, _targets(args, course, gradebook=False))
     return 0
 
@@ -112,8 +123,11 @@ def cmd_audit(args: argparse.Namespace, course: Course) -> int:
             failures += [f"{nb.assignment}/{nb.name}: {f}" for f in result.failures]
     for f in failures:
         print(f"FAIL {f}")
-    print(f"audit: {len(failures)} problem(s)" if failures else "audit: every mistake is caught and every "
-          "alternative keeps full marks")
+    print(
+        f"audit: {len(failures)} problem(s)"
+        if failures
+        else "audit: every mistake is caught and every alternative keeps full marks"
+    )
     return 1 if failures else 0
 
 
@@ -134,7 +148,9 @@ def cmd_export(args: argparse.Namespace, course: Course) -> int:
         print(f"Gradescope autograder written to {out}: upload it as the assignment's autograder (zip)")
     else:
         if not args.target:
-            raise CourseError("export student: name the folder to write (for example: course export student ../students)")
+            raise CourseError(
+                "export student: name the folder to write (for example: course export student ../students)"
+            )
         files = export.student_tree(course, Path(args.target))
         print(f"{len(files)} files written to {args.target}")
     return 0
@@ -148,8 +164,9 @@ def cmd_demo(args: argparse.Namespace, course: Course) -> int:
     for line in described:
         print(line)
     print()
-    options = pipeline.GradingOptions(isolation=_isolation(args), seed=args.seed, workers=args.workers,
-                                      journal=True, regrade=True)
+    options = pipeline.GradingOptions(
+        isolation=_isolation(args), seed=args.seed, workers=args.workers, journal=True, regrade=True
+    )
     _grade_and_publish(course, assignment, [str(folder)], options, _targets(args, course, gradebook=True))
     return 0
 
@@ -158,74 +175,106 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="course", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("release", help="make the student notebooks in release/ from source/ (through nbgrader)",
-                       description="Write the reference regions of solutions/ into the source notebooks' solution "
-                                   "cells, then run nbgrader's generate_assignment into release/.")
+    r = sub.add_parser(
+        "release",
+        help="make the student notebooks in release/ from source/ (through nbgrader)",
+        description="Write the reference regions of solutions/ into the source notebooks' solution "
+        "cells, then run nbgrader's generate_assignment into release/.",
+    )
     r.add_argument("assignment", nargs="?", help="one assignment (default: all)")
     r.add_argument("--check", action="store_true", help="change nothing; exit 1 if release/ is out of date")
     r.add_argument("--notebook", metavar="NB", help="only this notebook of the assignment (needs the assignment)")
     r.set_defaults(func=cmd_release)
 
-    def grading_options(sp):
+    def grading_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
         sp.add_argument("--reports", metavar="DIR", help="where the HTML report pages go (default: reports/)")
         sp.add_argument("--seed", type=int, help="seed for the grading inputs (default: one fixed per assignment)")
-        sp.add_argument("--workers", type=int, default=default_workers(), metavar="N",
-                        help=f"submissions graded at once (default: the number of cores, {default_workers()})")
+        sp.add_argument(
+            "--workers",
+            type=int,
+            default=default_workers(),
+            metavar="N",
+            help=f"submissions graded at once (default: the number of cores, {default_workers()})",
+        )
 
-    def unsandboxed_option(sp):
-        sp.add_argument("--allow-unsandboxed", action="store_true",
-                        help="where no sandbox can be started, run the submissions' code without isolation "
-                             "(at your own risk; every report says so)")
+    def unsandboxed_option(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--allow-unsandboxed",
+            action="store_true",
+            help="where no sandbox can be started, run the submissions' code without isolation "
+            "(at your own risk; every report says so)",
+        )
 
-    g = sub.add_parser("grade", help="grade submissions with the hidden suites",
-                       description="Grade notebooks: files, <student>/<assignment>/ folders, or an nbgrader "
-                                   "submitted/ tree. Scores go to the terminal, HTML reports, nbgrader's gradebook, and "
-                                   "autograded/ (for formgrader and nbgrader's generate_feedback).")
+    g = sub.add_parser(
+        "grade",
+        help="grade submissions with the hidden suites",
+        description="Grade notebooks: files, <student>/<assignment>/ folders, or an nbgrader "
+        "submitted/ tree. Scores go to the terminal, HTML reports, nbgrader's gradebook, and "
+        "autograded/ (for formgrader and nbgrader's generate_feedback).",
+    )
     g.add_argument("assignment")
     g.add_argument("submissions", nargs="+", metavar="SUBMISSION")
     grading_options(g)
     g.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
     g.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
-    g.add_argument("--regrade", action="store_true",
-                   help="grade again even the notebooks graded before under the same conditions")
+    g.add_argument(
+        "--regrade", action="store_true", help="grade again even the notebooks graded before under the same conditions"
+    )
     unsandboxed_option(g)
     g.set_defaults(func=cmd_grade)
 
-    c = sub.add_parser("check", help="grade your own notebook with the full hidden suite",
-                       description="For self-learners: grade your notebooks (default: release/ASSIGNMENT) and "
-                                   "show the report. Nothing is written to a gradebook.")
+    c = sub.add_parser(
+        "check",
+        help="grade your own notebook with the full hidden suite",
+        description="For self-learners: grade your notebooks (default: release/ASSIGNMENT) and "
+        "show the report. Nothing is written to a gradebook.",
+    )
     c.add_argument("assignment")
     c.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
     grading_options(c)
     c.set_defaults(func=cmd_check)
 
-    au = sub.add_parser("audit", help="prove the hidden suites: grade every cataloged mistake and alternative",
-                        description="Grade the reference, the untouched release, every cataloged mistake and "
-                                    "every correct alternative through the real grading path; print which tests "
-                                    "catch which mistake. Exit 1 if a mistake keeps full marks for its exercise "
-                                    "or an alternative loses a point.")
+    au = sub.add_parser(
+        "audit",
+        help="prove the hidden suites: grade every cataloged mistake and alternative",
+        description="Grade the reference, the untouched release, every cataloged mistake and "
+        "every correct alternative through the real grading path; print which tests "
+        "catch which mistake. Exit 1 if a mistake keeps full marks for its exercise "
+        "or an alternative loses a point.",
+    )
     au.add_argument("assignment", nargs="?", help="one assignment (default: all)")
     au.add_argument("--notebook", help="only this notebook of the assignment")
     au.add_argument("--quiet", action="store_true", help="one line per notebook instead of the matrix")
-    au.add_argument("--workers", type=int, default=default_workers(), metavar="N",
-                    help=f"submissions graded at once (default: the number of cores, {default_workers()})")
+    au.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        metavar="N",
+        help=f"submissions graded at once (default: the number of cores, {default_workers()})",
+    )
     au.set_defaults(func=cmd_audit)
 
-    e = sub.add_parser("export", help="grades as CSV, the students' tree, or a Gradescope autograder",
-                       description="csv [ASSIGNMENT]: one row per student, one column per assignment and per "
-                                   "exercise, from the gradebook. student DIR: the tree to hand to students "
-                                   "(release/, data loaders, requirements, the README's student section). "
-                                   "gradescope ASSIGNMENT: a Gradescope autograder zip.")
+    e = sub.add_parser(
+        "export",
+        help="grades as CSV, the students' tree, or a Gradescope autograder",
+        description="csv [ASSIGNMENT]: one row per student, one column per assignment and per "
+        "exercise, from the gradebook. student DIR: the tree to hand to students "
+        "(release/, data loaders, requirements, the README's student section). "
+        "gradescope ASSIGNMENT: a Gradescope autograder zip.",
+    )
     e.add_argument("what", choices=["csv", "student", "gradescope"])
     e.add_argument("target", nargs="?", help="the assignment (csv: default all; gradescope), or the folder (student)")
     e.add_argument("--out", metavar="FILE", help="csv: write here instead of the terminal; gradescope: the zip")
     e.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
     e.set_defaults(func=cmd_export)
 
-    d = sub.add_parser("demo", help="release, make three example submissions and grade them",
-                       description="Release the assignment, write three example submissions under demo/submitted "
-                                   "(complete, with realistic mistakes, untouched) and grade them.")
+    d = sub.add_parser(
+        "demo",
+        help="release, make three example submissions and grade them",
+        description="Release the assignment, write three example submissions under demo/submitted "
+        "(complete, with realistic mistakes, untouched) and grade them.",
+    )
     d.add_argument("assignment", nargs="?", default="week1")
     grading_options(d)
     d.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
@@ -235,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv=None):
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Options may come before, between or after the paths: `course check week1 --json out.json a.ipynb`.
     (argparse stops filling a list of paths at the first option; the paths after it come back unparsed.)"""
     parser = build_parser()
@@ -243,16 +292,16 @@ def parse(argv=None):
     paths = "submissions" if hasattr(args, "submissions") else "notebooks" if hasattr(args, "notebooks") else None
     if rest and (paths is None or any(r.startswith("-") for r in rest)):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if rest:
+    if rest and paths:
         setattr(args, paths, [*(getattr(args, paths) or []), *rest])
     return args
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
         course = config.load()
-        return args.func(args, course)
+        return int(args.func(args, course))
     except CourseError as exc:
         print(f"course: {exc}", file=sys.stderr)
         return 2

@@ -2,11 +2,13 @@
 
 Every problem is reported as `FILE: KEY: what was expected, what was found`.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 import yaml
 
@@ -57,8 +59,9 @@ class Assignment:
         for nb in self.notebooks:
             if nb.name == name:
                 return nb
-        raise CourseError(f"assignment {self.name} has no notebook {name!r} "
-                          f"(it has: {', '.join(n.name for n in self.notebooks)})")
+        raise CourseError(
+            f"assignment {self.name} has no notebook {name!r} (it has: {', '.join(n.name for n in self.notebooks)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Grading:
     notebook_timeout: float
     test_timeout: float
     limits: Limits
-    sandboxed: bool = True   # False only when an instructor passes --allow-unsandboxed
+    sandboxed: bool = True  # False only when an instructor passes --allow-unsandboxed
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,9 @@ class Course:
         try:
             return self.assignments[name]
         except KeyError:
-            raise CourseError(f"no assignment {name!r} in {self.root / 'course.yaml'} "
-                              f"(it has: {', '.join(self.assignments)})") from None
+            raise CourseError(
+                f"no assignment {name!r} in {self.root / 'course.yaml'} (it has: {', '.join(self.assignments)})"
+            ) from None
 
 
 class _Reader:
@@ -100,11 +104,11 @@ class _Reader:
     def __init__(self, file: Path):
         self.file = file
 
-    def fail(self, key: str, expected: str, found) -> None:
+    def fail(self, key: str, expected: str, found: Any) -> NoReturn:
         shown = "nothing" if found is _MISSING else f"{found!r}"
         raise CourseError(f"{self.file}: {key}: expected {expected}, found {shown}")
 
-    def mapping(self, data, key, allowed: set[str], required: set[str]) -> dict:
+    def mapping(self, data: Any, key: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
         if not isinstance(data, dict):
             self.fail(key or "top level", "a mapping", data)
         for k in data:
@@ -115,20 +119,28 @@ class _Reader:
                 self.fail(f"{key}.{k}" if key else k, "a value", _MISSING)
         return data
 
-    def get(self, data, name, key, kind, expected, default=None):
+    def get(self, data: dict[str, Any], name: str, key: str, kind: Any, expected: str, default: Any = None) -> Any:
         full = f"{key}.{name}" if key else name
         value = data.get(name, default)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             self.fail(full, expected, value if name in data else _MISSING)
         return value
 
 
 _MISSING = object()
 
-_GRADING_DEFAULTS = {"notebook_timeout": 120, "test_timeout": 30, "cpu_seconds": 1800, "memory_mb": 6144,
-                     "processes": 256, "file_size_mb": 64, "open_files": 512, "scratch_mb": 256}
+_GRADING_DEFAULTS = {
+    "notebook_timeout": 120,
+    "test_timeout": 30,
+    "cpu_seconds": 1800,
+    "memory_mb": 6144,
+    "processes": 256,
+    "file_size_mb": 64,
+    "open_files": 512,
+    "scratch_mb": 256,
+}
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -176,32 +188,48 @@ def load(root: Path | None = None) -> Course:
                 r.fail(f"{nkey}.datasets", "a list of dataset names", used)
             for d in used:
                 if d not in known_data:
-                    r.fail(f"{nkey}.datasets", f"names registered in datasets/registry.yaml ({', '.join(sorted(known_data))})", d)
+                    r.fail(
+                        f"{nkey}.datasets",
+                        f"names registered in datasets/registry.yaml ({', '.join(sorted(known_data))})",
+                        d,
+                    )
             if not isinstance(ndata["exercises"], list) or not ndata["exercises"]:
                 r.fail(f"{nkey}.exercises", "a list of exercises", ndata["exercises"])
-            exercises = []
+            exercises: list[Exercise] = []
             for j, edata in enumerate(ndata["exercises"]):
                 ekey = f"{nkey}.exercises[{j}]"
                 r.mapping(edata, ekey, {"id", "title", "points", "manual"}, {"id", "title", "points"})
-                ex = Exercise(id=r.get(edata, "id", ekey, str, "an identifier"),
-                              title=r.get(edata, "title", ekey, str, "a title"),
-                              points=float(r.get(edata, "points", ekey, (int, float), "a number of points")),
-                              manual=r.get(edata, "manual", ekey, bool, "true or false", False))
+                ex = Exercise(
+                    id=r.get(edata, "id", ekey, str, "an identifier"),
+                    title=r.get(edata, "title", ekey, str, "a title"),
+                    points=float(r.get(edata, "points", ekey, (int, float), "a number of points")),
+                    manual=r.get(edata, "manual", ekey, bool, "true or false", False),
+                )
                 if ex.points <= 0:
                     r.fail(f"{ekey}.points", "a positive number of points", ex.points)
                 if ex.id in {e.id for e in exercises}:
                     r.fail(f"{ekey}.id", "an id not used before in this notebook", ex.id)
                 exercises.append(ex)
-            notebooks.append(Notebook(name=r.get(ndata, "name", nkey, str, "a notebook name"),
-                                      title=r.get(ndata, "title", nkey, str, "a title"), assignment=aname,
-                                      exercises=tuple(exercises), datasets=tuple(used)))
+            notebooks.append(
+                Notebook(
+                    name=r.get(ndata, "name", nkey, str, "a notebook name"),
+                    title=r.get(ndata, "title", nkey, str, "a title"),
+                    assignment=aname,
+                    exercises=tuple(exercises),
+                    datasets=tuple(used),
+                )
+            )
         assignments[aname] = Assignment(aname, r.get(adata, "title", akey, str, "a title"), tuple(notebooks))
-    limits = Limits(**{k: int(g[k]) for k in ("cpu_seconds", "memory_mb", "processes", "file_size_mb", "open_files",
-                                                  "scratch_mb")})
-    return Course(root=root, id=r.get(meta, "id", "course", str, "an identifier"),
-                  title=r.get(meta, "title", "course", str, "a title"),
-                  grading=Grading(float(g["notebook_timeout"]), float(g["test_timeout"]), limits),
-                  assignments=assignments)
+    limits = Limits(
+        **{k: int(g[k]) for k in ("cpu_seconds", "memory_mb", "processes", "file_size_mb", "open_files", "scratch_mb")}
+    )
+    return Course(
+        root=root,
+        id=r.get(meta, "id", "course", str, "an identifier"),
+        title=r.get(meta, "title", "course", str, "a title"),
+        grading=Grading(float(g["notebook_timeout"]), float(g["test_timeout"]), limits),
+        assignments=assignments,
+    )
 
 
 def _registered_datasets(root: Path) -> set[str]:

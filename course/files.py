@@ -59,6 +59,11 @@ class CourseFiles:
 
     # -- the course's own layers --------------------------------------------------------------------------
     @property
+    def tooling(self) -> Path:
+        """The repository of the `course` command itself (its requirements, its pyproject.toml)."""
+        return Path(__file__).resolve().parent.parent
+
+    @property
     def course_yaml(self) -> Path:
         return self.root / "course.yaml"
 

@@ -1,10 +1,13 @@
 """Reading notebooks: which cells a grader runs, and the reference regions that become solution cells."""
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from nbformat import NotebookNode
 
 from course.errors import CourseError
 
@@ -12,25 +15,26 @@ SKIP_TAG = "grader-skip"
 REGION = re.compile(r"^# %% \[([A-Za-z0-9_.-]+)\]\s*$", re.M)
 
 
-def read(path: Path) -> nbformat.NotebookNode:
+def read(path: Path) -> NotebookNode:
     try:
-        return nbformat.read(str(path), as_version=4)
+        return nbformat.read(str(path), as_version=4)  # type: ignore[no-any-return]
     except FileNotFoundError:
         raise CourseError(f"{path}: no such notebook") from None
     except Exception as exc:  # nbformat raises several kinds for a file that is not a notebook
         raise CourseError(f"{path}: not a readable notebook ({type(exc).__name__}: {exc})".splitlines()[0]) from None
 
 
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
+def nbgrader_meta(cell: NotebookNode) -> dict[str, Any]:
+    meta: dict[str, Any] = cell.get("metadata", {}).get("nbgrader", {})
+    return meta
 
 
-def is_visible_test(cell) -> bool:
+def is_visible_test(cell: NotebookNode) -> bool:
     meta = nbgrader_meta(cell)
     return bool(meta.get("grade")) and not meta.get("solution")
 
 
-def cells_to_run(nb) -> list[list[str]]:
+def cells_to_run(nb: NotebookNode) -> list[list[str]]:
     """The code the grader executes: definitions and setup, never visible tests or long runs.
 
     Each entry is [label, source]; the label names the cell in messages ("7" or "7 value").
@@ -47,25 +51,25 @@ def cells_to_run(nb) -> list[list[str]]:
     return cells
 
 
-def is_locked(cell) -> bool:
+def is_locked(cell: NotebookNode) -> bool:
     meta = nbgrader_meta(cell)
     return bool(meta.get("locked") or (meta.get("grade") and not meta.get("solution")))
 
 
-def _by_grade_id(nb) -> dict[str, object]:
+def _by_grade_id(nb: NotebookNode) -> dict[str, NotebookNode]:
     return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if "grade_id" in nbgrader_meta(c)}
 
 
-def _significant(cell) -> dict:
+def _significant(cell: NotebookNode) -> dict[str, Any]:
     return {k: v for k, v in nbgrader_meta(cell).items() if k in ("grade", "solution", "locked", "points", "task")}
 
 
-def belongs_to(submission, release) -> bool:
+def belongs_to(submission: NotebookNode, release: NotebookNode) -> bool:
     """A submission of this notebook keeps at least one of the release's exercise cells."""
     return bool(set(solution_cells(submission)) & set(solution_cells(release)))
 
 
-def tampering(submission, release) -> list[str]:
+def tampering(submission: NotebookNode, release: NotebookNode) -> list[str]:
     """The locked cells of the release that the submission deleted or changed, in a few words each."""
     theirs = _by_grade_id(submission)
     found = []
@@ -79,12 +83,12 @@ def tampering(submission, release) -> list[str]:
     return found
 
 
-def restore_locked(submission, release):
+def restore_locked(submission: NotebookNode, release: NotebookNode) -> NotebookNode:
     """Like nbgrader's autograding: locked cells run as the instructor wrote them, and every cell the
     release knows keeps the release's nbgrader metadata (a student cannot turn a test into a solution)."""
     originals = _by_grade_id(release)
     for cell in submission.cells:
-        original = originals.get(nbgrader_meta(cell).get("grade_id"))
+        original = originals.get(nbgrader_meta(cell).get("grade_id", ""))
         if original is None:
             continue
         cell.metadata["nbgrader"] = dict(nbgrader_meta(original))
@@ -103,17 +107,20 @@ def regions(path: Path) -> dict[str, str]:
     text = path.read_text()
     marks = list(REGION.finditer(text))
     out = {}
-    for mark, nxt in zip(marks, marks[1:] + [None]):
-        body = text[mark.end():nxt.start() if nxt else len(text)]
+    for mark, nxt in zip(marks, [*marks[1:], None], strict=False):
+        body = text[mark.end() : nxt.start() if nxt else len(text)]
         if mark.group(1) in out:
             raise CourseError(f"{path}: region [{mark.group(1)}] appears twice")
         out[mark.group(1)] = body.strip("\n").rstrip()
     return out
 
 
-def solution_cells(nb) -> dict[str, object]:
-    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells
-            if c.cell_type == "code" and nbgrader_meta(c).get("solution") and "grade_id" in nbgrader_meta(c)}
+def solution_cells(nb: NotebookNode) -> dict[str, NotebookNode]:
+    return {
+        nbgrader_meta(c)["grade_id"]: c
+        for c in nb.cells
+        if c.cell_type == "code" and nbgrader_meta(c).get("solution") and "grade_id" in nbgrader_meta(c)
+    }
 
 
 def sync_solutions(notebook_path: Path, reference_path: Path, write: bool) -> list[str]:
@@ -123,8 +130,10 @@ def sync_solutions(notebook_path: Path, reference_path: Path, write: bool) -> li
     cells, parts = solution_cells(nb), regions(reference_path)
     if set(cells) != set(parts):
         only_nb, only_ref = sorted(set(cells) - set(parts)), sorted(set(parts) - set(cells))
-        raise CourseError(f"{notebook_path}: solution cells and regions of {reference_path} do not match "
-                          f"(only in the notebook: {only_nb or 'none'}; only in the reference: {only_ref or 'none'})")
+        raise CourseError(
+            f"{notebook_path}: solution cells and regions of {reference_path} do not match "
+            f"(only in the notebook: {only_nb or 'none'}; only in the reference: {only_ref or 'none'})"
+        )
     changed = [cid for cid, cell in cells.items() if cell.source != parts[cid]]
     if write and changed:
         for cid in changed:
@@ -133,6 +142,9 @@ def sync_solutions(notebook_path: Path, reference_path: Path, write: bool) -> li
     return changed
 
 
-def points_by_grade_id(nb) -> dict[str, float]:
-    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0)) for c in nb.cells
-            if nbgrader_meta(c).get("grade") and "grade_id" in nbgrader_meta(c)}
+def points_by_grade_id(nb: NotebookNode) -> dict[str, float]:
+    return {
+        nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0))
+        for c in nb.cells
+        if nbgrader_meta(c).get("grade") and "grade_id" in nbgrader_meta(c)
+    }

@@ -1,9 +1,13 @@
 """What a hidden suite imports: probes, and comparisons whose failure message explains itself."""
+
 from __future__ import annotations
 
 import inspect
 import math
 import textwrap
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +18,7 @@ class Probe:
     Its source travels to the worker; the grader never sends the test that uses it.
     """
 
-    def __init__(self, fn):
+    def __init__(self, fn: Callable[..., Any]):
         self.fn = fn
         self.name = fn.__name__
         self.module = fn.__module__
@@ -23,25 +27,25 @@ class Probe:
             lines.pop(0)
         self.source = "\n".join(lines) + "\n"
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<probe {self.name}>"
 
 
-def probe(fn) -> Probe:
+def probe(fn: Callable[..., Any]) -> Probe:
     return Probe(fn)
 
 
-def module_probes(module) -> dict[str, Probe]:
+def module_probes(module: ModuleType) -> dict[str, Probe]:
     return {p.name: p for p in vars(module).values() if isinstance(p, Probe)}
 
 
-def check(condition, message: str) -> None:
+def check(condition: object, message: str) -> None:
     """Assert with a message written for the student."""
     if not condition:
         raise AssertionError(message)
 
 
-def _fmt(x) -> str:
+def _fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.6g}"
     if isinstance(x, np.ndarray):
@@ -51,7 +55,7 @@ def _fmt(x) -> str:
     return repr(x)
 
 
-def _differences(found, expected, path, atol, rtol, out):
+def _differences(found: Any, expected: Any, path: str, atol: float, rtol: float, out: list[str]) -> None:
     """Append one line per place where `found` and `expected` disagree."""
     if isinstance(expected, dict):
         if not isinstance(found, dict):
@@ -67,7 +71,7 @@ def _differences(found, expected, path, atol, rtol, out):
         if not isinstance(found, list) or len(found) != len(expected):
             out.append(f"{path or 'the result'}: expected {_fmt(expected)}, found {_fmt(found)}")
             return
-        for i, (f, e) in enumerate(zip(found, expected)):
+        for i, (f, e) in enumerate(zip(found, expected, strict=False)):
             _differences(f, e, f"{path}[{i}]", atol, rtol, out)
         return
     if isinstance(expected, (str, type(None), bool)):
@@ -77,7 +81,7 @@ def _differences(found, expected, path, atol, rtol, out):
     _compare_numbers(found, expected, path or "the result", atol, rtol, out)
 
 
-def _compare_numbers(found, expected, where, atol, rtol, out):
+def _compare_numbers(found: Any, expected: Any, where: str, atol: float, rtol: float, out: list[str]) -> None:
     try:
         f = np.asarray(found, dtype=np.float64) if not isinstance(found, np.ndarray) else found
         e = np.asarray(expected, dtype=np.float64) if not isinstance(expected, np.ndarray) else expected
@@ -99,20 +103,26 @@ def _compare_numbers(found, expected, where, atol, rtol, out):
     out.append(f"{where}: {scope}expected {_fmt(e[worst].item())}, found {_fmt(f[worst].item())}{at}")
 
 
-def differences(found, expected, *, atol=1e-6, rtol=1e-5) -> list[str]:
+def differences(found: Any, expected: Any, *, atol: float = 1e-6, rtol: float = 1e-5) -> list[str]:
     out: list[str] = []
     _differences(found, expected, "", atol, rtol, out)
     return out
 
 
-def assert_close(found, expected, *, atol=1e-6, rtol=1e-5, what="the result") -> None:
+def assert_close(
+    found: Any, expected: Any, *, atol: float = 1e-6, rtol: float = 1e-5, what: str = "the result"
+) -> None:
     """Compare nested results (dicts, lists, numbers, arrays); fail naming what differs and by how much."""
     diffs = differences(found, expected, atol=atol, rtol=rtol)
     if diffs:
         more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
-        raise AssertionError(f"{what} is not what was expected — " + "; ".join(diffs[:3]) + more
-                             + f" (tolerance atol={atol:g}, rtol={rtol:g})")
+        raise AssertionError(
+            f"{what} is not what was expected — "
+            + "; ".join(diffs[:3])
+            + more
+            + f" (tolerance atol={atol:g}, rtol={rtol:g})"
+        )
 
 
-def is_finite(x) -> bool:
+def is_finite(x: Any) -> bool:
     return bool(np.all(np.isfinite(np.asarray(x, dtype=np.float64)))) if not isinstance(x, float) else math.isfinite(x)

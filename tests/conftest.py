@@ -15,5 +15,6 @@ def mini(tmp_path, monkeypatch):
     monkeypatch.chdir(root)
     course = config.load(root)
     from course.authoring import release
+
     release.release(course, course.assignment("toy"))
     return course

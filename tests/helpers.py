@@ -1,21 +1,18 @@
 """Helpers shared by the tooling tests."""
-import shutil
+
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 
-from course import config, notebooks
+from course import notebooks
 from course.grading import pipeline
-from course.grading.submissions import discover
 from course.sandbox.launch import UID_BASE
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 COURSE_BIN = Path(sys.executable).with_name("course")
-
-
 
 
 def grade(course, assignment, submissions, progress=None, **options):
@@ -36,8 +33,7 @@ def submission(course, student: str, cells: dict[str, str], *, base="release", f
 
 
 def run_course(*args, cwd=None, env=None, timeout=600):
-    return subprocess.run([str(COURSE_BIN), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([str(COURSE_BIN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def sandbox_processes(tag: str) -> list[str]:

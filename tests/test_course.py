@@ -1,11 +1,14 @@
 """The course itself: release/ is fresh, solution cells are the reference, and every hidden suite gives the
 reference full marks, the untouched release zero, and each cataloged mistake a loss in its exercise."""
+
 import pytest
 
 from course import config
 from course.authoring import audit, release
 from course.grading import pipeline
 from helpers import REPO
+
+pytestmark = pytest.mark.slow  # grades every notebook of the course
 
 COURSE = config.load(REPO)
 NOTEBOOKS = [nb for a in COURSE.assignments.values() for nb in a.notebooks]

@@ -1,7 +1,9 @@
 """The data: offline by default, checked downloads that fail fast, and no `datasets` package of ours."""
+
 import gzip
 import hashlib
 import io
+import re
 import socket
 import subprocess
 import sys
@@ -9,7 +11,6 @@ import tarfile
 import time
 
 import numpy as np
-
 import pytest
 
 import coursedata
@@ -17,8 +18,12 @@ from coursedata.fetch import DataError, fetch
 
 
 def test_nothing_of_ours_imports_as_datasets(tmp_path):
-    out = subprocess.run([sys.executable, "-c", "import coursedata, importlib.util as u; print(u.find_spec('datasets'))"],
-                         cwd=tmp_path, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import coursedata, importlib.util as u; print(u.find_spec('datasets'))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0 and out.stdout.strip() == "None", out.stdout + out.stderr
 
 
@@ -63,10 +68,11 @@ def test_names_from_a_missing_file_fail_in_one_line(tmp_path):
 def test_pydoc_text_is_offline_and_deterministic():
     """The offline text: the documentation topics shipped with Python, joined in sorted key order, every time."""
     from pydoc_data.topics import topics
+
     text = coursedata.text()
     assert isinstance(text, str) and len(text) > 300_000 and text == coursedata.text("pydoc")
     assert text == "".join(topics[key] for key in sorted(topics))
-    assert text.startswith(topics[min(topics)]) and len(set(text)) < 200   # a character vocabulary stays small
+    assert text.startswith(topics[min(topics)]) and len(set(text)) < 200  # a character vocabulary stays small
     assert coursedata.registry()["pydoc"]["kind"] == "bundled"
 
 
@@ -84,7 +90,9 @@ def test_tiny_shakespeare_without_a_network_fails_at_once(tmp_path, monkeypatch)
     _no_network(monkeypatch)
     monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path))
     start = time.monotonic()
-    with pytest.raises(DataError, match="cannot download https://raw.githubusercontent.com/karpathy/") as info:
+    with pytest.raises(
+        DataError, match=re.escape("cannot download https://raw.githubusercontent.com/karpathy/")
+    ) as info:
         coursedata.text("tiny_shakespeare")
     assert time.monotonic() - start < 5
     message = str(info.value)
@@ -98,7 +106,7 @@ def test_a_cached_tiny_shakespeare_is_checked_and_read(tmp_path, monkeypatch):
     [entry] = coursedata.registry()["tiny_shakespeare"]["files"]
     (tmp_path / "tiny_shakespeare").mkdir()
     (tmp_path / "tiny_shakespeare" / "input.txt").write_text("not Shakespeare\n")
-    with pytest.raises(DataError, match="cannot download"):          # a wrong copy is dropped, then fetched
+    with pytest.raises(DataError, match="cannot download"):  # a wrong copy is dropped, then fetched
         coursedata.text("tiny_shakespeare")
     monkeypatch.setattr(coursedata, "fetch", lambda url, sha256, cache: cache / "input.txt")
     (tmp_path / "tiny_shakespeare" / "input.txt").write_text("Shall I compare thee\n", encoding="utf-8")
@@ -139,15 +147,18 @@ def test_fetch_without_a_network_fails_at_once(tmp_path):
 
 
 def test_prepared_cache_is_what_a_sandboxed_worker_reads(tmp_path, monkeypatch):
-    from course.sandbox.client import Worker
     from course.config import Limits
+    from course.sandbox.client import Worker
+
     tmp_path.chmod(0o755)  # the sandbox's user is not root: the cache must be readable by others
     monkeypatch.setenv("COURSE_DATA_CACHE", str(tmp_path))
     coursedata.prepare("mnist1d")
     [cached] = tmp_path.glob("mnist1d-*.npz")
-    probes = ("def peek(nb):\n    import coursedata, os\n"
-              "    return [os.path.isfile(os.path.join(os.environ['COURSE_DATA_CACHE'], 'mnist1d-seed42.npz')),"
-              " float(coursedata.mnist1d()['x_train'].sum())]\n")
+    probes = (
+        "def peek(nb):\n    import coursedata, os\n"
+        "    return [os.path.isfile(os.path.join(os.environ['COURSE_DATA_CACHE'], 'mnist1d-seed42.npz')),"
+        " float(coursedata.mnist1d()['x_train'].sum())]\n"
+    )
     w = Worker([["1", "pass"]], Limits(60, 2048, 64, 16, 256), 60, sandboxed=True)
     try:
         w.start()
@@ -161,6 +172,7 @@ def test_prepared_cache_is_what_a_sandboxed_worker_reads(tmp_path, monkeypatch):
 def _no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError(101, "Network is unreachable")
+
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
@@ -182,8 +194,9 @@ def test_image_downloads_without_a_network_fail_at_once(name, tmp_path, monkeypa
 
 def test_fashion_mnist_files_are_cached_apart_from_mnist():
     """Both use MNIST's file names: in one folder each would replace the other on every load."""
-    names = {n: {f["url"].rsplit("/", 1)[-1] for f in coursedata.registry()[n]["files"]}
-             for n in ("mnist", "fashion_mnist")}
+    names = {
+        n: {f["url"].rsplit("/", 1)[-1] for f in coursedata.registry()[n]["files"]} for n in ("mnist", "fashion_mnist")
+    }
     assert names["mnist"] == names["fashion_mnist"]
     assert coursedata.registry()["fashion_mnist"]["folder"] != coursedata.registry()["mnist"].get("folder")
 
@@ -214,5 +227,5 @@ def test_cifar10_binary_records(tmp_path):
     train = np.concatenate([batches["data_batch_1.bin"], batches["data_batch_2.bin"]])
     assert out["x_train"].shape == (6, 3, 32, 32) and out["x_test"].shape == (2, 3, 32, 32)
     assert np.array_equal(out["y_train"], train[:, 0]) and out["y_train"].dtype == np.int64
-    assert np.array_equal(out["x_train"][4, 1].ravel(), train[4, 1 + 1024:1 + 2048])   # image 4, green plane
+    assert np.array_equal(out["x_train"][4, 1].ravel(), train[4, 1 + 1024 : 1 + 2048])  # image 4, green plane
     assert np.array_equal(out["y_test"], batches["test_batch.bin"][:, 0])

@@ -1,4 +1,5 @@
 """assert_close explains a failure in words a student can act on."""
+
 import numpy as np
 import pytest
 
@@ -44,6 +45,8 @@ def test_check():
 
 def test_an_array_where_a_string_or_none_was_expected_is_a_difference():
     import numpy as np
+
     from course.testing import differences
+
     assert differences(np.zeros(2), None) and differences(np.zeros(2), "relu") and differences(1, True)
     assert differences(None, None) == [] and differences("relu", "relu") == []

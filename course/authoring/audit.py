@@ -7,6 +7,7 @@ a mistake that keeps full marks for its exercise (or loses points where it shoul
 that loses a point, a reference below full marks, a release above zero, an exercise with fewer than
 three mistakes or no alternative.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -47,13 +48,15 @@ class NotebookAudit:
 
     def summary(self) -> str:
         wrong, right = self.of_kind(False), self.of_kind(True)
-        caught = sum(_lost(r) >= {r.variant.exercise} for r in wrong)
+        caught = sum(_lost(r) >= {r.variant.exercise} for r in wrong if r.variant)
         accepted = sum(r.result.score == r.result.max_score for r in right)
         named = sum(r.named for r in wrong)
         share = f" ({100 * named / len(wrong):.0f}%)" if wrong else ""
-        return (f"{self.notebook.assignment}/{self.notebook.name}: {caught} of {len(wrong)} mistakes caught, "
-                f"{accepted} of {len(right)} alternatives accepted, {named} of {len(wrong)} mistakes named "
-                f"in the feedback{share}")
+        return (
+            f"{self.notebook.assignment}/{self.notebook.name}: {caught} of {len(wrong)} mistakes caught, "
+            f"{accepted} of {len(right)} alternatives accepted, {named} of {len(wrong)} mistakes named "
+            f"in the feedback{share}"
+        )
 
 
 def _lost(row: Row) -> set[str]:
@@ -69,20 +72,24 @@ def audit_notebook(course: Course, nb: Notebook, seed: int, workers: int = 1) ->
     for ex in nb.auto_exercises:
         n = sum(m.exercise == ex.id for m in mistakes)
         if n < MIN_MISTAKES:
-            audit.failures.append(f"exercise {ex.id} has {n} cataloged mistakes in {paths.mistakes.name}; "
-                                  f"at least {MIN_MISTAKES} are needed")
+            audit.failures.append(
+                f"exercise {ex.id} has {n} cataloged mistakes in {paths.mistakes.name}; "
+                f"at least {MIN_MISTAKES} are needed"
+            )
         if not any(a.exercise == ex.id for a in alternatives):
-            audit.failures.append(f"exercise {ex.id} has no correct alternative in alternatives/{paths.alternatives.name}")
+            audit.failures.append(
+                f"exercise {ex.id} has no correct alternative in alternatives/{paths.alternatives.name}"
+            )
 
     source = notebooks.read(paths.source)
     with tempfile.TemporaryDirectory(prefix="course-audit-") as tmp:
-        files = {"reference": paths.source, "release": paths.release}
-        variants = {}
-        for v in [*mistakes, *alternatives]:
-            label = f"{'alternative' if v.correct else 'mistake'} {v.id}"
-            files[label] = Path(tmp) / f"{len(files)}.ipynb"
-            nbformat.write(catalog.apply(source, [v]), str(files[label]))
-            variants[label] = v
+        files: dict[str, Path | None] = {"reference": paths.source, "release": paths.release}
+        variants: dict[str, catalog.Variant] = {}
+        for variant in [*mistakes, *alternatives]:
+            label = f"{'alternative' if variant.correct else 'mistake'} {variant.id}"
+            files[label] = file = Path(tmp) / f"{len(files)}.ipynb"
+            nbformat.write(catalog.apply(source, [variant]), str(file))
+            variants[label] = variant
         results = {r.student: r for r in pipeline.grade_notebook(course, nb, files, seed, workers)}
     audit.rows = [Row(label, variants.get(label), results[label]) for label in files]
 
@@ -91,15 +98,19 @@ def audit_notebook(course: Course, nb: Notebook, seed: int, workers: int = 1) ->
         if row.label == "reference" and r.score < r.max_score:
             audit.failures.append(f"the reference loses points: {_failed(r)}")
         elif row.label == "release" and (r.score > 0 or r.problem):
-            audit.failures.append(f"the untouched release gets {r.score} points{f' ({r.problem})' if r.problem else ''}")
+            audit.failures.append(
+                f"the untouched release gets {r.score} points{f' ({r.problem})' if r.problem else ''}"
+            )
         elif v and v.correct and r.score < r.max_score:
             audit.failures.append(f"alternative {v.id} ({v.says}) loses points: {_failed(r)}")
         elif v and not v.correct:
             if v.exercise not in lost:
                 audit.failures.append(f"mistake {v.id} ({v.says}) keeps full marks for {v.exercise}")
             if lost - {v.exercise, *v.also}:
-                audit.failures.append(f"mistake {v.id} also loses points in {sorted(lost - {v.exercise, *v.also})} "
-                                      "(list them under also: if they build on this exercise)")
+                audit.failures.append(
+                    f"mistake {v.id} also loses points in {sorted(lost - {v.exercise, *v.also})} "
+                    "(list them under also: if they build on this exercise)"
+                )
     return audit
 
 
@@ -114,7 +125,9 @@ def matrix(audit: NotebookAudit) -> str:
     tests = [(t.exercise, t.name) for t in reference.tests]
     width = max(len(r.label) for r in audit.rows) + 2
     seconds = {name: sum(t.seconds for r in audit.rows for t in r.result.tests if t.name == name) for _, name in tests}
-    legend = [f"  {i + 1:>3}  {ex} / {name}  ({seconds[name]:.1f} s over all rows)" for i, (ex, name) in enumerate(tests)]
+    legend = [
+        f"  {i + 1:>3}  {ex} / {name}  ({seconds[name]:.1f} s over all rows)" for i, (ex, name) in enumerate(tests)
+    ]
     header = " " * width + " ".join(f"{i + 1:>3}" for i in range(len(tests)))
     lines = [audit.summary(), "tests:", *legend, "", header]
     for row in audit.rows:

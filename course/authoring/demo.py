@@ -27,8 +27,11 @@ def make_submissions(course: Course, assignment: Assignment) -> tuple[Path, list
         for m in catalog.load(nb, paths.mistakes):
             chosen.setdefault(m.exercise, m)
         picked = rng.sample(sorted(chosen.values(), key=lambda m: m.id), k=min(2, len(chosen)))
-        for student, made in (("ada", source), ("grace", catalog.apply(source, picked)),
-                              ("linus", notebooks.read(paths.release))):
+        for student, made in (
+            ("ada", source),
+            ("grace", catalog.apply(source, picked)),
+            ("linus", notebooks.read(paths.release)),
+        ):
             dest = out / student / assignment.name / f"{nb.name}.ipynb"
             dest.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(made, str(dest))

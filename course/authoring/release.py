@@ -1,5 +1,6 @@
 """From source/ to release/: write the reference regions into the solution cells, then let nbgrader make the
 student notebooks (and record the assignment's cells in its gradebook)."""
+
 from __future__ import annotations
 
 import filecmp
@@ -30,12 +31,19 @@ def check_points(course: Course, assignment: Assignment, notebook: str | None = 
         cells = notebooks.points_by_grade_id(notebooks.read(paths.source))
         wanted = {e.id: e.points for e in nb.exercises}
         if cells != wanted:
-            raise CourseError(f"{paths.source}: grade cells {cells} do not match the exercises of course.yaml "
-                              f"{wanted} (grade_id and points must agree)")
+            raise CourseError(
+                f"{paths.source}: grade cells {cells} do not match the exercises of course.yaml "
+                f"{wanted} (grade_id and points must agree)"
+            )
 
 
-def generate(course: Course, assignment: Assignment, db_url: str | None = None,
-             release_directory: str = "release", notebook: str | None = None) -> None:
+def generate(
+    course: Course,
+    assignment: Assignment,
+    db_url: str | None = None,
+    release_directory: str = "release",
+    notebook: str | None = None,
+) -> None:
     """nbgrader's generate_assignment, once every source notebook listed in course.yaml is there."""
     for nb in _selected(assignment, notebook):
         if not course.paths(nb).source.is_file():
@@ -57,14 +65,18 @@ def release(course: Course, assignment: Assignment, notebook: str | None = None)
 
 def stale(course: Course, assignment: Assignment) -> list[str]:
     """What `course release` would change: solution cells out of step, release notebooks out of date."""
-    problems = [f"source/{assignment.name}/{nb}.ipynb: solution cells {cells} differ from solutions/"
-                for nb, cells in sync(course, assignment, write=False).items()]
+    problems = [
+        f"source/{assignment.name}/{nb}.ipynb: solution cells {cells} differ from solutions/"
+        for nb, cells in sync(course, assignment, write=False).items()
+    ]
     with tempfile.TemporaryDirectory(prefix="course-release-") as tmp:
         generate(course, assignment, db_url=f"sqlite:///{tmp}/gradebook.db", release_directory=f"{tmp}/release")
         for nb in assignment.notebooks:
             fresh = Path(tmp) / "release" / assignment.name / f"{nb.name}.ipynb"
             kept = course.paths(nb).release
             if not kept.is_file() or not filecmp.cmp(fresh, kept, shallow=False):
-                problems.append(f"{kept.relative_to(course.root)}: out of date with source/ (run `course release "
-                                f"{assignment.name}`)")
+                problems.append(
+                    f"{kept.relative_to(course.root)}: out of date with source/ (run `course release "
+                    f"{assignment.name}`)"
+                )
     return problems

@@ -4,6 +4,7 @@ A batch stopped halfway and started again grades only what is missing; a result 
 submission, the hidden suite, the reference, the released notebook, the limits and the seed are the ones it
 was graded with. Every file is replaced whole (`os.replace`), so a crash never leaves half a result.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,8 +31,14 @@ def grading_fingerprint(course: Course, notebook: Notebook, seed: int) -> str:
     # the suite, and what it is made of besides its own file: the shared probes and the testing helpers
     shared = [f for f in (course.files.shared_probes, Path(testing.__file__)) if f.is_file()]
     files = [p.suite, p.reference, p.release, *shared]
-    settings = json.dumps({"grading": dataclasses.asdict(course.grading), "seed": seed,
-                           "exercises": [dataclasses.asdict(e) for e in notebook.exercises]}, sort_keys=True)
+    settings = json.dumps(
+        {
+            "grading": dataclasses.asdict(course.grading),
+            "seed": seed,
+            "exercises": [dataclasses.asdict(e) for e in notebook.exercises],
+        },
+        sort_keys=True,
+    )
     return _sha(*(f.read_bytes() for f in files), settings.encode())
 
 
@@ -66,5 +73,6 @@ class Journal:
         assert result.path is not None
         data = result.as_json(precise=True)
         data["key"] = self.key(result.path, fingerprint)
-        atomic_write(self.path(result.student, result.assignment, result.notebook.name),
-                     json.dumps(data, indent=1) + "\n")
+        atomic_write(
+            self.path(result.student, result.assignment, result.notebook.name), json.dumps(data, indent=1) + "\n"
+        )

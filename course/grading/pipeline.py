@@ -43,8 +43,18 @@ from course.grading.submissions import Submissions, prepare
 from course.sandbox import launch
 from course.sandbox.client import Worker
 
-PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:nbval", "--assert=plain",
-               "--import-mode=importlib", "-W", "ignore::DeprecationWarning"]
+PYTEST_ARGS = [
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:terminal",
+    "-p",
+    "no:nbval",
+    "--assert=plain",
+    "--import-mode=importlib",
+    "-W",
+    "ignore::DeprecationWarning",
+]
 
 Isolation = Literal["required", "preferred", "off"]
 Progress = Callable[[str, bool], None]  # progress(student, graded) once per notebook result
@@ -85,16 +95,24 @@ def isolate(course: Course, policy: Isolation) -> tuple[Course, str | None]:
     if policy == "preferred":
         # a learner checking their own notebook runs their own code: no sandbox needed, but say so
         return _unsandboxed(course), f"note: no sandbox here ({problem}); your notebook runs as a plain process\n"
-    raise CourseError(f"cannot grade in a sandbox: {problem}. Grading runs the submissions' code; "
-                      "pass --allow-unsandboxed to run it without isolation, at your own risk")
+    raise CourseError(
+        f"cannot grade in a sandbox: {problem}. Grading runs the submissions' code; "
+        "pass --allow-unsandboxed to run it without isolation, at your own risk"
+    )
 
 
 def _unsandboxed(course: Course) -> Course:
     return dataclasses.replace(course, grading=dataclasses.replace(course.grading, sandboxed=False))
 
 
-def grade(course: Course, assignment: Assignment, submissions: Submissions, options: GradingOptions = GradingOptions(),
-          progress: Progress | None = None, say: Callable[[str], None] = print) -> list[list[NotebookResult]]:
+def grade(
+    course: Course,
+    assignment: Assignment,
+    submissions: Submissions,
+    options: GradingOptions = GradingOptions(),
+    progress: Progress | None = None,
+    say: Callable[[str], None] = print,
+) -> list[list[NotebookResult]]:
     """Grade every student's notebooks; returns one list of notebook results per student."""
     course, note = isolate(course, options.isolation)
     if note:
@@ -111,8 +129,15 @@ def grade(course: Course, assignment: Assignment, submissions: Submissions, opti
     return list(by_student.values())
 
 
-def grade_notebook(course: Course, notebook: Notebook, files: dict[str, Path | None], seed: int, workers: int = 1,
-                   journal: Journal | None = None, progress: Progress | None = None) -> list[NotebookResult]:
+def grade_notebook(
+    course: Course,
+    notebook: Notebook,
+    files: dict[str, Path | None],
+    seed: int,
+    workers: int = 1,
+    journal: Journal | None = None,
+    progress: Progress | None = None,
+) -> list[NotebookResult]:
     """Grade one notebook of many students with its hidden suite: in this process, or split into `workers`
     shards that each run the suite in a process of their own. With a journal, results already graded
     under the same conditions are reused, and each new result is saved the moment it is scored."""
@@ -144,9 +169,16 @@ def _prepare_data(notebook: Notebook) -> None:
             raise CourseError(f"dataset {name!r} of {notebook.assignment}/{notebook.name}: {exc}") from None
 
 
-def run_suite(course: Course, notebook: Notebook, files: dict[str, Path | None], seed: int,
-              journal: Journal | None = None, fingerprint: str = "", progress: Progress | None = None,
-              start: Callable[[Candidate], WorkerLike] | None = None) -> list[NotebookResult]:
+def run_suite(
+    course: Course,
+    notebook: Notebook,
+    files: dict[str, Path | None],
+    seed: int,
+    journal: Journal | None = None,
+    fingerprint: str = "",
+    progress: Progress | None = None,
+    start: Callable[[Candidate], WorkerLike] | None = None,
+) -> list[NotebookResult]:
     """Run the notebook's hidden suite over these submissions (None: not submitted)."""
     paths = course.paths(notebook)
     if not paths.release.is_file():
@@ -163,9 +195,15 @@ def run_suite(course: Course, notebook: Notebook, files: dict[str, Path | None],
 
     for student, file in files.items():
         prepared = prepare(file, release, notebook)
-        result = results[student] = NotebookResult(student, notebook.assignment, notebook, file,
-                                                   problem=prepared.problem, notes=prepared.notes,
-                                                   sandboxed=course.grading.sandboxed)
+        result = results[student] = NotebookResult(
+            student,
+            notebook.assignment,
+            notebook,
+            file,
+            problem=prepared.problem,
+            notes=prepared.notes,
+            sandboxed=course.grading.sandboxed,
+        )
         if prepared.problem:
             finished(result)
         else:
@@ -187,12 +225,32 @@ def run_suite(course: Course, notebook: Notebook, files: dict[str, Path | None],
     grading = course.grading
     references = References(paths.reference)
     pool = WorkerPool(candidates, start or _start_worker(course))
-    plugin = GradingPlugin(notebook, candidates, pool, references, grading, seed, on_done=scored,
-                           namer=diagnosis.MistakeNamer(mistakes, references, grading.test_timeout))
+    plugin = GradingPlugin(
+        notebook,
+        candidates,
+        pool,
+        references,
+        grading,
+        seed,
+        on_done=scored,
+        namer=diagnosis.MistakeNamer(mistakes, references, grading.test_timeout),
+    )
     sys.modules.pop("probes", None)  # the shared probes of this course, not of one graded before
-    code = pytest.main([str(paths.suite), "--rootdir", str(course.root), "--confcutdir", str(course.files.autograder),
-                        "-c", str(Path(__file__).with_name("suite.ini")), "-o", f"pythonpath={course.files.autograder}",
-                        *PYTEST_ARGS], plugins=[plugin])
+    code = pytest.main(
+        [
+            str(paths.suite),
+            "--rootdir",
+            str(course.root),
+            "--confcutdir",
+            str(course.files.autograder),
+            "-c",
+            str(Path(__file__).with_name("suite.ini")),
+            "-o",
+            f"pythonpath={course.files.autograder}",
+            *PYTEST_ARGS,
+        ],
+        plugins=[plugin],
+    )
     if plugin.problems:
         raise CourseError(plugin.problems[0])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
@@ -220,8 +278,15 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _shard(course: Course, notebook: Notebook, files: dict[str, Path | None], seed: int, journal: Journal | None,
-           fingerprint: str, events: queue.Queue[Any] | None) -> list[dict[str, Any]]:
+def _shard(
+    course: Course,
+    notebook: Notebook,
+    files: dict[str, Path | None],
+    seed: int,
+    journal: Journal | None,
+    fingerprint: str,
+    events: queue.Queue[Any] | None,
+) -> list[dict[str, Any]]:
     def report(student: str, graded: bool) -> None:
         assert events is not None
         events.put((student, graded))
@@ -236,8 +301,16 @@ def _relay(events: queue.Queue[Any], progress: Progress) -> None:
         progress(*event)
 
 
-def _run_in_shards(course: Course, notebook: Notebook, files: dict[str, Path | None], seed: int, shards: int,
-                   journal: Journal | None, fingerprint: str, progress: Progress | None) -> list[NotebookResult]:
+def _run_in_shards(
+    course: Course,
+    notebook: Notebook,
+    files: dict[str, Path | None],
+    seed: int,
+    shards: int,
+    journal: Journal | None,
+    fingerprint: str,
+    progress: Progress | None,
+) -> list[NotebookResult]:
     students = [s for s, f in files.items() if f is not None] + [s for s, f in files.items() if f is None]
     shards = min(shards, sum(f is not None for f in files.values()))
     parts = [{s: files[s] for s in students[i::shards]} for i in range(shards)]
@@ -249,11 +322,20 @@ def _run_in_shards(course: Course, notebook: Notebook, files: dict[str, Path | N
             events = stack.enter_context(context.Manager()).Queue()
             relay = threading.Thread(target=_relay, args=(events, progress), daemon=True)
             relay.start()
-        pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(shards, mp_context=context,
-                                                                          initializer=_die_with_parent))
+        pool = stack.enter_context(
+            concurrent.futures.ProcessPoolExecutor(shards, mp_context=context, initializer=_die_with_parent)
+        )
         try:
-            done = pool.map(_shard, [course] * shards, [notebook] * shards, parts, [seed] * shards,
-                            [journal] * shards, [fingerprint] * shards, [events] * shards)
+            done = pool.map(
+                _shard,
+                [course] * shards,
+                [notebook] * shards,
+                parts,
+                [seed] * shards,
+                [journal] * shards,
+                [fingerprint] * shards,
+                [events] * shards,
+            )
             return [NotebookResult.from_json(notebook, data) for part in done for data in part]
         finally:
             if relay and events is not None:

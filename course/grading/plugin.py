@@ -30,9 +30,17 @@ def _hint(fn: Callable[..., Any]) -> str:
 
 
 class GradingPlugin:
-    def __init__(self, notebook: Notebook, candidates: list[Candidate], pool: WorkerPool, references: References,
-                 grading: Grading, seed: int, namer: MistakeNamer | None = None,
-                 on_done: Callable[[Candidate, list[TestResult]], None] | None = None):
+    def __init__(
+        self,
+        notebook: Notebook,
+        candidates: list[Candidate],
+        pool: WorkerPool,
+        references: References,
+        grading: Grading,
+        seed: int,
+        namer: MistakeNamer | None = None,
+        on_done: Callable[[Candidate, list[TestResult]], None] | None = None,
+    ):
         self.notebook = notebook
         self.candidates = candidates
         self.by_id = {c.id: i for i, c in enumerate(candidates)}
@@ -63,22 +71,26 @@ class GradingPlugin:
             lines = str(report.longrepr).strip().splitlines() or ["(no detail)"]
             self.problems.append(f"{report.nodeid or 'the hidden suite'}: cannot be collected: {lines[-1]}")
 
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         known = {e.id for e in self.notebook.auto_exercises}
-        seen, per_exercise = set(), {e: 0 for e in known}
+        seen, per_exercise = set(), dict.fromkeys(known, 0)
         for item in items:
             assert isinstance(item, pytest.Function)
             marks = list(item.iter_markers("exercise"))
             if len(marks) != 1 or not marks[0].args or marks[0].args[0] not in known:
                 found = [m.args[0] if m.args else None for m in marks]
-                self.problems.append(f"{item.path.name}::{item.originalname}: expected one "
-                                     f"@pytest.mark.exercise(...) naming one of {sorted(known)}, found {found}")
+                self.problems.append(
+                    f"{item.path.name}::{item.originalname}: expected one "
+                    f"@pytest.mark.exercise(...) naming one of {sorted(known)}, found {found}"
+                )
             else:
                 seen.add(marks[0].args[0])
             if "submission" not in item.fixturenames:
-                self.problems.append(f"{item.path.name}::{item.originalname}: a hidden test must use the "
-                                     "`student` fixture")
+                self.problems.append(
+                    f"{item.path.name}::{item.originalname}: a hidden test must use the `student` fixture"
+                )
         for missing in sorted(known - seen):
             self.problems.append(f"exercise {missing!r} of {self.notebook.name} has no hidden test")
         if self.problems:
@@ -86,7 +98,7 @@ class GradingPlugin:
             return
         for item in items:
             assert isinstance(item, pytest.Function)
-            cid = item.callspec.params["submission"]
+            cid = _submission(item)
             self.expected[cid].add(_key(item))
             if self.by_id[cid] == 0:
                 per_exercise[_exercise(item)] += 1
@@ -130,19 +142,23 @@ class GradingPlugin:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
         report = (yield).get_result()
-        if not isinstance(item, pytest.Function) or "submission" not in getattr(item, "callspec", None).params:
+        if not isinstance(item, pytest.Function) or not hasattr(item, "callspec"):
+            return
+        if "submission" not in item.callspec.params:
             return
         if report.skipped or (report.when == "setup" and report.failed):
             # the suite itself went wrong (a skip, a fixture that raised): never a silent 0 for the student
             how = "was skipped" if report.skipped else "failed in its setup"
             detail = (str(report.longrepr).strip().splitlines() or ["(no detail)"])[-1]
-            self.problems.append(f"{item.path.name}::{item.originalname}: the hidden test {how} ({detail}); "
-                                 "a hidden test must pass or fail")
+            self.problems.append(
+                f"{item.path.name}::{item.originalname}: the hidden test {how} ({detail}); "
+                "a hidden test must pass or fail"
+            )
             return
         if report.when == "call":
             exc = call.excinfo.value if call.excinfo else None
             exercise = _exercise(item)
-            cid = item.callspec.params["submission"]
+            cid = _submission(item)
             self.recorded[cid].add(_key(item))
             named: tuple[str, ...] = ()
             if report.passed:
@@ -152,12 +168,23 @@ class GradingPlugin:
                 if report.when == "call" and self.namer:
                     named = self.namer.matches(item, exercise, getattr(item, "student_answers", {}))
             else:
-                output = (f"the grader could not check the result: {type(exc).__name__}: {exc} "
-                          "(does your function return what the exercise describes?)")
+                output = (
+                    f"the grader could not check the result: {type(exc).__name__}: {exc} "
+                    "(does your function return what the exercise describes?)"
+                )
             share = self.shares[exercise]
             self.results[cid].append(
-                TestResult(item.originalname, exercise, share if report.passed else 0.0, share, output,
-                           "" if report.passed else _hint(item.function), list(named), round(report.duration, 3)))
+                TestResult(
+                    item.originalname,
+                    exercise,
+                    share if report.passed else 0.0,
+                    share,
+                    output,
+                    "" if report.passed else _hint(item.function),
+                    list(named),
+                    round(report.duration, 3),
+                )
+            )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.pool.close()
@@ -166,6 +193,10 @@ class GradingPlugin:
         # complete: every test collected for this submission has an outcome (not when a batch was stopped)
         if self.on_done and self.expected[c.id] and self.recorded[c.id] == self.expected[c.id]:
             self.on_done(c, self.results[c.id])
+
+
+def _submission(item: pytest.Function) -> str:
+    return str(item.callspec.params["submission"])
 
 
 def _key(item: pytest.Function) -> tuple[str, str]:

@@ -31,8 +31,13 @@ class Candidate:
 
 
 class WorkerPool:
-    def __init__(self, candidates: list[Candidate], start: Callable[[Candidate], WorkerLike], prefetch: int = 1,
-                 on_retire: Callable[[Candidate], None] | None = None):
+    def __init__(
+        self,
+        candidates: list[Candidate],
+        start: Callable[[Candidate], WorkerLike],
+        prefetch: int = 1,
+        on_retire: Callable[[Candidate], None] | None = None,
+    ):
         self.candidates = candidates
         self.index = {c.id: i for i, c in enumerate(candidates)}
         self.start = start
@@ -47,7 +52,7 @@ class WorkerPool:
         for c in self.candidates[:index]:
             if c.id in self.workers:
                 self.retire(c)
-        for c in self.candidates[index:index + 1 + self.prefetch]:
+        for c in self.candidates[index : index + 1 + self.prefetch]:
             if c.id not in self.workers and c.id not in self.retired:
                 self.workers[c.id] = self.start(c)
         return self.workers[candidate_id]

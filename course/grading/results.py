@@ -101,8 +101,16 @@ class NotebookResult:
             diagnosis=data["diagnosis"],
         )
         result.tests = [
-            TestResult(t["name"], t["exercise"], t["score"], t["max_score"], t["output"], t["hint"],
-                       t["mistakes"], t.get("seconds", 0.0))
+            TestResult(
+                t["name"],
+                t["exercise"],
+                t["score"],
+                t["max_score"],
+                t["output"],
+                t["hint"],
+                t["mistakes"],
+                t.get("seconds", 0.0),
+            )
             for t in data["tests"]
         ]
         return result

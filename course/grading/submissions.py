@@ -21,8 +21,10 @@ def notebook_for(assignment: Assignment, path: Path) -> Notebook:
         return names[path.stem]
     if len(assignment.notebooks) == 1:
         return assignment.notebooks[0]
-    raise CourseError(f"{path}: cannot tell which notebook of {assignment.name} this is "
-                      f"(name it one of: {', '.join(n + '.ipynb' for n in names)})")
+    raise CourseError(
+        f"{path}: cannot tell which notebook of {assignment.name} this is "
+        f"(name it one of: {', '.join(n + '.ipynb' for n in names)})"
+    )
 
 
 def discover(assignment: Assignment, paths: list[Path]) -> Submissions:
@@ -33,8 +35,9 @@ def discover(assignment: Assignment, paths: list[Path]) -> Submissions:
     def add(student: str, file: Path) -> None:
         nb = notebook_for(assignment, file)
         if nb.name in found.setdefault(student, {}):
-            raise CourseError(f"{file}: student {student!r} has two files for {nb.name}: "
-                              f"{found[student][nb.name]} and {file}")
+            raise CourseError(
+                f"{file}: student {student!r} has two files for {nb.name}: {found[student][nb.name]} and {file}"
+            )
         found[student][nb.name] = file
 
     for path in map(Path, paths):
@@ -58,8 +61,10 @@ def discover(assignment: Assignment, paths: list[Path]) -> Submissions:
                 for f in nested:
                     add(f.parent.parent.name, f)
             else:
-                raise CourseError(f"{path}: no notebooks of {assignment.name} found (expected *.ipynb, or "
-                                  f"<student>/{assignment.name}/*.ipynb as nbgrader collects them)")
+                raise CourseError(
+                    f"{path}: no notebooks of {assignment.name} found (expected *.ipynb, or "
+                    f"<student>/{assignment.name}/*.ipynb as nbgrader collects them)"
+                )
         else:
             raise CourseError(f"{path}: no such file or folder")
     return found
@@ -83,8 +88,10 @@ def prepare(file: Path | None, release: NotebookNode, notebook: Notebook) -> Pre
     except CourseError as exc:
         return Prepared(problem=str(exc))
     if not notebooks.belongs_to(nb, release):
-        return Prepared(problem=f"this is not {notebook.assignment}'s {notebook.name}: none of its exercise "
-                                "cells are there (a notebook from another assignment?)")
+        return Prepared(
+            problem=f"this is not {notebook.assignment}'s {notebook.name}: none of its exercise "
+            "cells are there (a notebook from another assignment?)"
+        )
     prepared = Prepared()
     changed = notebooks.tampering(nb, release)
     if changed:

@@ -1,4 +1,5 @@
 """What leaves the course repository: grades for an LMS, and the students' tree."""
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,11 @@ def grades_csv(course: Course, assignments: list[Assignment], db_url: str) -> st
                     for ex in nb.exercises:
                         try:
                             grade = gb.find_grade(ex.id, nb.name, a.name, student)
-                            row.append("" if grade.score is None or (ex.manual and grade.manual_score is None)
-                                       else _num(grade.score))
+                            row.append(
+                                ""
+                                if grade.score is None or (ex.manual and grade.manual_score is None)
+                                else _num(grade.score)
+                            )
                         except missing:
                             row.append("")
             writer.writerow(row)
@@ -76,11 +80,20 @@ requires-python = ">=3.11"
 
 [tool.setuptools]
 packages = ["coursedata"]
-package-dir = {{ "coursedata" = "datasets/coursedata" }}
+package-dir = { "coursedata" = "datasets/coursedata" }
 """
 
-NEVER_IN_STUDENT_TREE = ("solutions", "autograder", "source", "mistakes", "alternatives", "gradebook.db",
-                         "submitted", "autograded", "course.yaml")
+NEVER_IN_STUDENT_TREE = (
+    "solutions",
+    "autograder",
+    "source",
+    "mistakes",
+    "alternatives",
+    "gradebook.db",
+    "submitted",
+    "autograded",
+    "course.yaml",
+)
 
 
 def student_tree(course: Course, dest: Path) -> list[Path]:
@@ -98,11 +111,12 @@ def student_tree(course: Course, dest: Path) -> list[Path]:
     data = course.files.datasets
     (dest / "datasets").mkdir()
     shutil.copy2(data / "registry.yaml", dest / "datasets" / "registry.yaml")
-    shutil.copytree(data / "coursedata", dest / "datasets" / "coursedata",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(course.root / "requirements.txt", dest / "requirements.txt")
+    shutil.copytree(data / "coursedata", dest / "datasets" / "coursedata", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(course.files.tooling / "requirements" / "student.txt", dest / "requirements.txt")
     (dest / "pyproject.toml").write_text(STUDENT_PYPROJECT)
-    (dest / "README.md").write_text(STUDENT_README.format(title=course.title, students=_readme_section(course, "Students")))
+    (dest / "README.md").write_text(
+        STUDENT_README.format(title=course.title, students=_readme_section(course, "Students"))
+    )
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
 

@@ -41,18 +41,36 @@ def results_json(results: list[NotebookResult]) -> dict[str, Any]:
         titles = {e.id: e.title for e in r.notebook.exercises}
         if r.problem:
             for ex in r.notebook.auto_exercises:
-                tests.append({"name": f"{r.notebook.name} · {ex.title}", "score": 0.0, "max_score": ex.points,
-                              "output": r.problem, "visibility": "visible"})
+                tests.append(
+                    {
+                        "name": f"{r.notebook.name} · {ex.title}",
+                        "score": 0.0,
+                        "max_score": ex.points,
+                        "output": r.problem,
+                        "visibility": "visible",
+                    }
+                )
             continue
         for t in r.tests:
             causes = r.diagnosis.get(t.exercise, []) if not t.passed else []
             lines = [t.output, *map(wording.known_mistake, causes), *([wording.hint(t.hint)] if t.hint else [])]
-            tests.append({"name": f"{r.notebook.name} · {titles[t.exercise]} · {t.name}",
-                          "score": round(t.score, 4), "max_score": round(t.max_score, 4),
-                          "output": "\n".join(lines), "visibility": "visible"})
+            tests.append(
+                {
+                    "name": f"{r.notebook.name} · {titles[t.exercise]} · {t.name}",
+                    "score": round(t.score, 4),
+                    "max_score": round(t.max_score, 4),
+                    "output": "\n".join(lines),
+                    "visibility": "visible",
+                }
+            )
     notes = [n for r in results for n in r.notes]
-    return {"score": round(sum(r.score for r in results), 4), "visibility": "visible",
-            "stdout_visibility": "hidden", "output": "\n".join(notes), "tests": tests}
+    return {
+        "score": round(sum(r.score for r in results), 4),
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "output": "\n".join(notes),
+        "tests": tests,
+    }
 
 
 def run(root: Path, assignment_name: str) -> dict[str, Any]:
@@ -62,14 +80,17 @@ def run(root: Path, assignment_name: str) -> dict[str, Any]:
         assignment = course.assignment(assignment_name)
         files = find_notebooks(assignment, root / "submission")
         if not files:
-            raise CourseError("no notebook of this assignment was found in the submission (expected "
-                              + ", ".join(f"{nb.name}.ipynb" for nb in assignment.notebooks) + ")")
+            raise CourseError(
+                "no notebook of this assignment was found in the submission (expected "
+                + ", ".join(f"{nb.name}.ipynb" for nb in assignment.notebooks)
+                + ")"
+            )
         options = pipeline.GradingOptions(workers=pipeline.default_workers())
         [results] = pipeline.grade(course, assignment, {"submission": files}, options)
         data = results_json(results)
     except CourseError as exc:
         data = _failed(str(exc))
-    except Exception as exc:  # noqa: BLE001 - the student must get a results file, and a reason
+    except Exception as exc:
         data = _failed(f"an error in the autograder itself ({type(exc).__name__}: {exc}); tell your instructor")
     atomic_write(root / "results" / "results.json", json.dumps(data, indent=1) + "\n")
     return data
@@ -87,7 +108,7 @@ apt-get update
 DEBIAN_FRONTEND=noninteractive apt-get install -y python3.11 python3.11-venv bubblewrap
 cd /autograder/source
 python3.11 -m venv .venv
-.venv/bin/pip install --disable-pip-version-check -r requirements.txt
+.venv/bin/pip install --disable-pip-version-check -r requirements/grading.txt
 .venv/bin/pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
 """
 
@@ -103,33 +124,40 @@ cd "$SRC"
 PYTHONPATH="$SRC:$SRC/datasets" COURSE_ROOT="$SRC" exec "$PYTHON" -m course.publish.gradescope "$ROOT" {assignment}
 """
 
-TOOLING_FILES = ("requirements.txt", "pyproject.toml")
+TOOLING_FILES = ("requirements/grading.txt", "pyproject.toml")
 COURSE_FILES = ("course.yaml", "nbgrader_config.py", "datasets/registry.yaml", "autograder/probes.py")
 
 
 def gradescope_zip(course: Course, assignment: Assignment, dest: Path) -> Path:
     """A Gradescope autograder: setup.sh, run_autograder, and what grading needs (the tooling, the
     assignment's hidden suites, references and released notebooks) — never the source notebooks."""
-    import coursedata
-
     import course as tooling
+    import coursedata
 
     dest = Path(dest)
     root = course.root
-    code = Path(tooling.__file__).parent.parent  # the repository of the `course` command itself
+    code = course.files.tooling
     members: list[tuple[Path, str]] = []
-    for package, name in ((Path(tooling.__file__).parent, "course"),
-                          (Path(coursedata.__file__).parent, "datasets/coursedata")):
-        members += [(p, f"{name}/{p.relative_to(package).as_posix()}") for p in sorted(package.rglob("*"))
-                    if p.is_file() and "__pycache__" not in p.parts]
+    for package, name in (
+        (Path(tooling.__file__).parent, "course"),
+        (Path(coursedata.__file__).parent, "datasets/coursedata"),
+    ):
+        members += [
+            (p, f"{name}/{p.relative_to(package).as_posix()}")
+            for p in sorted(package.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
     members += [(code / f, f) for f in TOOLING_FILES if (code / f).is_file()]
     members += [(root / f, f) for f in COURSE_FILES if (root / f).is_file()]
     for layer in ("autograder", "solutions", "release"):
         folder = course.files.layer(layer, assignment.name)
         if not folder.is_dir():
             raise CourseError(f"{folder}: not found (is {assignment.name} released?)")
-        members += [(p, p.relative_to(root).as_posix()) for p in sorted(folder.rglob("*"))
-                    if p.is_file() and "__pycache__" not in p.parts]
+        members += [
+            (p, p.relative_to(root).as_posix())
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        ]
     dest.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
         scripts = (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER.format(assignment=assignment.name)))

@@ -28,8 +28,9 @@ def alembic_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _config(course: Course, db_url: str | None = None, release_directory: str = "release",
-            notebook: str | None = None) -> Any:
+def _config(
+    course: Course, db_url: str | None = None, release_directory: str = "release", notebook: str | None = None
+) -> Any:
     from traitlets.config import Config
 
     config = Config()
@@ -43,24 +44,31 @@ def _config(course: Course, db_url: str | None = None, release_directory: str = 
     return config
 
 
-def api(course: Course, db_url: str | None = None, release_directory: str = "release",
-        notebook: str | None = None) -> Any:
+def api(
+    course: Course, db_url: str | None = None, release_directory: str = "release", notebook: str | None = None
+) -> Any:
     from nbgrader.apps import NbGraderAPI
 
     alembic_on_path()
     return NbGraderAPI(config=_config(course, db_url, release_directory, notebook))
 
 
-def generate_assignment(course: Course, assignment: Assignment, db_url: str | None = None,
-                        release_directory: str = "release", notebook: str | None = None) -> None:
+def generate_assignment(
+    course: Course,
+    assignment: Assignment,
+    db_url: str | None = None,
+    release_directory: str = "release",
+    notebook: str | None = None,
+) -> None:
     """Run nbgrader's generate_assignment (for one notebook when given); raise with nbgrader's own message
     when it fails. Only the notebooks go out: anything else nbgrader copies is removed."""
     result = api(course, db_url, release_directory, notebook).generate_assignment(assignment.name, force=True)
     if not result.get("success"):
         text = (result.get("error") or "") + (result.get("log") or "")
         causes = re.findall(r"^\s*(?:\[ERROR\] )?((?:[\w.]+(?:Error|Exception)): .+)$", text, re.M)
-        raise CourseError(f"nbgrader could not release {assignment.name}: "
-                          f"{causes[0] if causes else 'see nbgrader log'}")
+        raise CourseError(
+            f"nbgrader could not release {assignment.name}: {causes[0] if causes else 'see nbgrader log'}"
+        )
     out = Path(release_directory if Path(release_directory).is_absolute() else course.root / release_directory)
     for extra in (out / assignment.name).iterdir():
         if extra.suffix != ".ipynb" and extra.name not in {n.name for n in assignment.notebooks}:
@@ -82,22 +90,29 @@ def missing_entry() -> type[Exception]:
     """The exception the gradebook raises for a student, submission or grade it does not hold."""
     from nbgrader.api import MissingEntry
 
-    return MissingEntry
+    return MissingEntry  # type: ignore[no-any-return]
 
 
 def record_assignment(course: Course, assignment: Assignment, db_url: str) -> None:
     """Record the assignment's notebooks and cells in the gradebook, as generate_assignment does, without
     writing a release: nbgrader's own preprocessors, up to SaveCells, run on the source notebooks."""
-    from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, ClearSolutions, ComputeChecksums, LockCells,
-                                        SaveCells)
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        ClearSolutions,
+        ComputeChecksums,
+        LockCells,
+        SaveCells,
+    )
 
     config = _config(course, db_url)
     with gradebook(db_url) as gb:
         gb.update_or_create_assignment(assignment.name)
     for nb in assignment.notebooks:
         source = notebooks.read(course.paths(nb).source)
-        resources: dict[str, Any] = {"nbgrader": {"notebook": nb.name, "assignment": assignment.name,
-                                                  "db_url": db_url, "student": "."}}
+        resources: dict[str, Any] = {
+            "nbgrader": {"notebook": nb.name, "assignment": assignment.name, "db_url": db_url, "student": "."}
+        }
         for step in (LockCells, ClearSolutions, ClearOutput, CheckCellMetadata, ComputeChecksums, SaveCells):
             source, resources = step(config=config).preprocess(source, resources)
 

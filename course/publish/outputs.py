@@ -24,8 +24,9 @@ class Targets:
     gradebook: str | None = None  # nbgrader's database URL; None: no gradebook, no formgrader copies
 
 
-def publish(course: Course, results: list[list[NotebookResult]], seed: int, targets: Targets,
-            say: Callable[[str], None] = print) -> None:
+def publish(
+    course: Course, results: list[list[NotebookResult]], seed: int, targets: Targets, say: Callable[[str], None] = print
+) -> None:
     flat = [r for student in results for r in student]
     for student in results:
         say(report.text(student))
@@ -42,8 +43,10 @@ def publish(course: Course, results: list[list[NotebookResult]], seed: int, targ
         say(f"gradebook: {targets.gradebook}")
     reused = sum(r.reused for r in flat)
     if reused:
-        say(f"{reused} of {len(flat)} notebook(s) were graded before under the same conditions and kept "
-            "(--regrade grades them again)")
+        say(
+            f"{reused} of {len(flat)} notebook(s) were graded before under the same conditions and kept "
+            "(--regrade grades them again)"
+        )
     say(f"(inputs drawn with seed {seed}; grading again with the same seed gives the same result)")
 
 

@@ -37,8 +37,13 @@ def text(student_results: list[NotebookResult]) -> str:
     if not student_results:
         return ""
     first = student_results[0]
-    w = max([len(r.notebook.name) + 2 for r in student_results]
-            + [len(e.title) for r in student_results for e in r.notebook.exercises]) + 2
+    w = (
+        max(
+            [len(r.notebook.name) + 2 for r in student_results]
+            + [len(e.title) for r in student_results for e in r.notebook.exercises]
+        )
+        + 2
+    )
     total = sum(r.score for r in student_results)
     possible = sum(r.max_score for r in student_results)
     lines = [f"{first.student} — {first.assignment}: {_pts(total)} / {_pts(possible)}"]
@@ -62,8 +67,9 @@ def text(student_results: list[NotebookResult]) -> str:
                 if t.hint:
                     lines.append(f"        {wording.hint(t.hint)}")
         for err in r.load_errors:
-            lines.append(f"      note: cell {err['cell']} raised {err['type']} when the notebook was run: "
-                         f"{err['message'][:200]}")
+            lines.append(
+                f"      note: cell {err['cell']} raised {err['type']} when the notebook was run: {err['message'][:200]}"
+            )
     return "\n".join(lines)
 
 
@@ -76,16 +82,21 @@ def write_json(all_results: list[list[NotebookResult]], file: Path, seed: int) -
     atomic_write(file, as_json(all_results, seed))
 
 
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _env.filters["pts"] = _pts
 _env.globals["wording"] = wording
 
 
 def feedback_html(result: NotebookResult, course_title: str) -> str:
     """A page for the student: scores, what each failed test expected, hints. Never test or reference code."""
-    return _env.get_template("feedback.html.j2").render(r=result, rows=list(exercise_rows(result)),
-                                                        course_title=course_title)
+    return _env.get_template("feedback.html.j2").render(
+        r=result, rows=list(exercise_rows(result)), course_title=course_title
+    )
 
 
 def write_feedback(results: list[NotebookResult], root: Path, course_title: str) -> list[Path]:

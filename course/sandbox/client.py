@@ -1,14 +1,16 @@
 """The grader's side of a worker: start it, load a submission, run probes with deadlines, restart after a
 hang or a crash. Every answer is checked here; a missing or late answer is a failure, never a pass."""
+
 from __future__ import annotations
 
 import errno
 import os
 import signal
 import time
+from typing import Any
 
 from course.config import Limits
-from course.sandbox.launch import start_worker
+from course.sandbox.launch import WorkerProcess, start_worker
 from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write_frame
 
 
@@ -21,7 +23,7 @@ class StudentError(AssertionError):
         self.kind = kind
 
 
-def explain(error: dict, limits: Limits | None = None) -> str:
+def explain(error: dict[str, Any], limits: Limits | None = None) -> str:
     """One sentence about an exception raised in the student's code, naming the limit it ran into."""
     kind, message, where, code = error["type"], error["message"], error.get("where"), error.get("errno")
     place = ""
@@ -40,8 +42,9 @@ def explain(error: dict, limits: Limits | None = None) -> str:
 
 
 def _limit_reached(kind: str, message: str, code: int | None, limits: Limits | None) -> str | None:
-    def mb(name):
+    def mb(name: str) -> str:
         return f" of {getattr(limits, name)} MB" if limits else ""
+
     if kind == "MemoryError":
         return f"ran out of memory: the limit{mb('memory_mb')} per process was reached"
     if code == errno.EAGAIN or "can't start new thread" in message:
@@ -56,21 +59,25 @@ def _limit_reached(kind: str, message: str, code: int | None, limits: Limits | N
     if code == errno.EROFS:
         return "tried to write outside its scratch directory /tmp: everything else is read-only"
     if code in (errno.ENOENT, errno.EACCES) and kind in ("FileNotFoundError", "PermissionError"):
-        return ("opened a file that grading does not provide: only Python, the course's packages and "
-                "datasets, and the scratch directory /tmp are there")
+        return (
+            "opened a file that grading does not provide: only Python, the course's packages and "
+            "datasets, and the scratch directory /tmp are there"
+        )
     if kind == "SystemExit":
         return "called exit() while a test was using it"
     return None
 
 
 class Worker:
-    def __init__(self, cells, limits: Limits, load_timeout: float, sandboxed: bool = True):
+    def __init__(self, cells: list[list[str]], limits: Limits, load_timeout: float, sandboxed: bool = True):
         self.cells = cells
         self.limits = limits
         self.sandboxed = sandboxed
         self.load_timeout = load_timeout
-        self.proc = None
-        self.load_errors: list[dict] = []
+        self.proc: WorkerProcess | None = None
+        self.loaded = False
+        self._started = self._sent = 0.0
+        self.load_errors: list[dict[str, Any]] = []
         self.loaded_probes: set[str] = set()
         self.broken: str | None = None
 
@@ -81,8 +88,8 @@ class Worker:
         self.loaded = False
         self._started = self._sent = time.monotonic()
         try:
-            self.proc = start_worker(self.limits, self.sandboxed)
-            write_frame(self.proc.requests, {"op": "run", "cells": self.cells})
+            self.proc = proc = start_worker(self.limits, self.sandboxed)
+            write_frame(proc.requests, {"op": "run", "cells": self.cells})
         except OSError as exc:
             self.broken = f"the worker process could not be started ({exc})"
 
@@ -119,14 +126,20 @@ class Worker:
         self.proc = None
 
     # -- requests ---------------------------------------------------------------------------------------
-    def _answer(self, deadline: float) -> dict:
+    def _running(self) -> WorkerProcess:
+        assert self.proc is not None, "the worker is not running"
+        return self.proc
+
+    def _answer(self, deadline: float) -> dict[str, Any]:
         try:
-            reply = read_frame(self.proc.responses, deadline)
+            reply = read_frame(self._running().responses, deadline)
         except ChannelTimeout:
             seconds = deadline - self._sent
             self.stop()
-            raise StudentError(f"time limit of {seconds:.0f} s exceeded: an infinite loop, or far too slow "
-                               "(is something recomputed inside a loop?)") from None
+            raise StudentError(
+                f"time limit of {seconds:.0f} s exceeded: an infinite loop, or far too slow "
+                "(is something recomputed inside a loop?)"
+            ) from None
         except ChannelClosed as exc:
             code = self.proc.process.poll() if self.proc else None
             if code is None and self.proc:
@@ -139,7 +152,7 @@ class Worker:
             raise StudentError("the worker sent an answer that is not well formed")
         return reply
 
-    def call(self, key: str, probes_source: str, name: str, kwargs: dict, timeout: float):
+    def call(self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float) -> Any:
         self.ensure_loaded()
         if self.broken:
             raise StudentError(self.broken)
@@ -147,15 +160,17 @@ class Worker:
         deadline = self._sent + timeout
         try:
             if key not in self.loaded_probes:
-                write_frame(self.proc.requests, {"op": "probes", "key": key, "source": probes_source})
+                write_frame(self._running().requests, {"op": "probes", "key": key, "source": probes_source})
                 reply = self._answer(deadline)
                 if not reply["ok"]:
-                    raise StudentError("the grader's probes could not be loaded next to this notebook: "
-                                       + explain(reply["error"], self.limits))
+                    raise StudentError(
+                        "the grader's probes could not be loaded next to this notebook: "
+                        + explain(reply["error"], self.limits)
+                    )
                 self.loaded_probes.add(key)
-            write_frame(self.proc.requests, {"op": "call", "key": key, "name": name, "kwargs": kwargs})
+            write_frame(self._running().requests, {"op": "call", "key": key, "name": name, "kwargs": kwargs})
         except OSError:
-            code = self.proc.process.poll()
+            code = self.proc.process.poll() if self.proc else None
             self.stop()
             raise StudentError(_death(code, "broken pipe", self.limits)) from None
         reply = self._answer(deadline)
@@ -164,12 +179,15 @@ class Worker:
         return reply["result"]
 
 
-def _death(code, detail: str, limits: Limits) -> str:
+def _death(code: int | None, detail: str, limits: Limits) -> str:
     if code is not None and code < 0:
         sig = signal.Signals(-code).name
-        why = {"SIGKILL": "killed (out of memory, or a limit was reached)",
-               "SIGXCPU": f"out of CPU time (the limit is {limits.cpu_seconds} s)",
-               "SIGSEGV": "crashed (segmentation fault)", "SIGXFSZ": "wrote a file larger than allowed"}
+        why = {
+            "SIGKILL": "killed (out of memory, or a limit was reached)",
+            "SIGXCPU": f"out of CPU time (the limit is {limits.cpu_seconds} s)",
+            "SIGSEGV": "crashed (segmentation fault)",
+            "SIGXFSZ": "wrote a file larger than allowed",
+        }
         return f"the notebook's process stopped: {why.get(sig, sig)}"
     if code is not None:
         return f"the notebook's process exited with status {code} (does the code call exit()?)"

@@ -6,12 +6,15 @@ Requests: {"op": "run", "cells": [[label, source], ...]}  — define the noteboo
           {"op": "probes", "key": k, "source": s}         — load a suite's probe functions
           {"op": "call", "key": k, "name": n, "kwargs": {...}} — run one probe against the notebook
 """
+
 from __future__ import annotations
 
 import linecache
 import os
 import sys
 import traceback
+from types import CodeType
+from typing import Any
 
 from course.sandbox.wire import ChannelClosed, read_frame, write_frame
 
@@ -25,20 +28,20 @@ class MissingDefinition(AttributeError):
 class Notebook:
     """The submission's globals as attributes, with a message that names what is missing."""
 
-    def __init__(self, namespace: dict):
+    def __init__(self, namespace: dict[str, Any]):
         object.__setattr__(self, "_ns", namespace)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         try:
             return self._ns[name]
         except KeyError:
             raise MissingDefinition(f"the notebook does not define `{name}`") from None
 
-    def __contains__(self, name):
+    def __contains__(self, name: str) -> bool:
         return name in self._ns
 
 
-def compile_code(source: str, filename: str):
+def compile_code(source: str, filename: str) -> CodeType:
     """Compile a notebook cell, a suite's probes or a reference module the same way, as Jupyter does: with
     nothing inherited from this module (no `from __future__ import annotations`)."""
     return compile(source, filename, "exec", dont_inherit=True)
@@ -48,25 +51,34 @@ def strip_magics(source: str) -> str:
     """IPython magics and shell escapes mean nothing to the grader: comment them out."""
     if source.lstrip().startswith("%%"):
         return ""
-    return "\n".join(("pass  # " + line) if line.lstrip().startswith(("%", "!")) else line
-                     for line in source.splitlines())
+    return "\n".join(
+        ("pass  # " + line) if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
+    )
 
 
-def describe_error(exc: BaseException) -> dict:
+def describe_error(exc: BaseException) -> dict[str, Any]:
     """Say where in the student's code an exception came from, in words a student can act on."""
     frames = traceback.extract_tb(exc.__traceback__)
     student = [f for f in frames if f.filename.startswith(STUDENT_FILE)]
     where = None
     if student:
         f = student[-1]
-        where = {"cell": f.filename[len(STUDENT_FILE):-1], "line": f.lineno, "function": f.name,
-                 "code": (f.line or "").strip()}
+        where = {
+            "cell": f.filename[len(STUDENT_FILE) : -1],
+            "line": f.lineno,
+            "function": f.name,
+            "code": (f.line or "").strip(),
+        }
     errno = getattr(exc, "errno", None)
-    return {"type": type(exc).__name__, "message": str(exc)[:2000], "where": where,
-            "errno": errno if isinstance(errno, int) else None}
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc)[:2000],
+        "where": where,
+        "errno": errno if isinstance(errno, int) else None,
+    }
 
 
-def run_cells(cells, namespace) -> list[dict]:
+def run_cells(cells: list[list[str]], namespace: dict[str, Any]) -> list[dict[str, Any]]:
     errors = []
     for label, source in cells:
         filename = f"{STUDENT_FILE}{label}>"
@@ -74,14 +86,14 @@ def run_cells(cells, namespace) -> list[dict]:
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         try:
             exec(compile_code(source, filename), namespace)
-        except BaseException as exc:  # noqa: BLE001 - a student's cell may raise anything, SystemExit included
+        except BaseException as exc:
             errors.append({"cell": label, **describe_error(exc)})
     return errors
 
 
 def serve(req_fd: int, resp_fd: int) -> None:
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-    probe_spaces: dict[str, dict] = {}
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    probe_spaces: dict[str, dict[str, Any]] = {}
     while True:
         try:
             request = read_frame(req_fd)
@@ -103,9 +115,11 @@ def serve(req_fd: int, resp_fd: int) -> None:
             elif op == "exit":
                 return
             else:
-                reply = {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {op!r}",
-                                                "where": None}}
-        except BaseException as exc:  # noqa: BLE001
+                reply = {
+                    "ok": False,
+                    "error": {"type": "ProtocolError", "message": f"unknown op {op!r}", "where": None},
+                }
+        except BaseException as exc:
             reply = {"ok": False, "error": describe_error(exc)}
         try:
             write_frame(resp_fd, reply)

@@ -3,6 +3,7 @@
 Nothing is ever unpickled. A frame is a 4-byte big-endian header length, a JSON header, and the bytes of
 the arrays the header lists (dtype, shape). Tensors travel as numpy arrays; tuples become lists.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,11 @@ import os
 import select
 import struct
 import time
+from typing import Any
 
 import numpy as np
 
-MAX_FRAME = 1 << 30            # one answer may carry at most 1 GiB of arrays
+MAX_FRAME = 1 << 30  # one answer may carry at most 1 GiB of arrays
 _NUMERIC_KINDS = set("biufc")  # bool, int, uint, float, complex: no object arrays, ever
 
 
@@ -26,7 +28,7 @@ class ChannelTimeout(Exception):
     """No complete frame arrived before the deadline."""
 
 
-def to_plain(obj, arrays):
+def to_plain(obj: Any, arrays: list[np.ndarray]) -> Any:
     """Turn a probe's result into JSON-able data, moving arrays and tensors into `arrays`."""
     if obj is None or isinstance(obj, (bool, str)):
         return obj
@@ -52,7 +54,7 @@ def to_plain(obj, arrays):
     raise TypeError(f"a value of type {type(obj).__name__} cannot be sent across the channel")
 
 
-def from_plain(obj, arrays):
+def from_plain(obj: Any, arrays: list[np.ndarray]) -> Any:
     if isinstance(obj, list):
         return [from_plain(x, arrays) for x in obj]
     if isinstance(obj, dict):
@@ -64,7 +66,7 @@ def from_plain(obj, arrays):
     return obj
 
 
-def encode(message: dict) -> bytes:
+def encode(message: dict[str, Any]) -> bytes:
     arrays: list[np.ndarray] = []
     body = to_plain(message, arrays)
     header = json.dumps({"body": body, "arrays": [[a.dtype.str, list(a.shape)] for a in arrays]}).encode()
@@ -88,7 +90,7 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame(fd: int, deadline: float | None = None) -> dict:
+def read_frame(fd: int, deadline: float | None = None) -> Any:
     (size,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
     if size > MAX_FRAME:
         raise ChannelClosed("a frame header was larger than allowed")
@@ -109,7 +111,7 @@ def read_frame(fd: int, deadline: float | None = None) -> dict:
         raise ChannelClosed(f"malformed frame: {exc}") from None
 
 
-def write_frame(fd: int, message: dict) -> None:
+def write_frame(fd: int, message: dict[str, Any]) -> None:
     data = memoryview(encode(message))
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]

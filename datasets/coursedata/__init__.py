@@ -6,6 +6,7 @@ topics (`text("pydoc")`). MNIST, Fashion-MNIST, CIFAR-10 and Tiny Shakespeare ar
 is a network; `images(name)` serves any of the image sets, digits included, as
 [N, C, H, W] tensors.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,13 +16,27 @@ import numpy as np
 
 from coursedata.fetch import DataError, cache_dir, fetch, registry
 
-__all__ = ["moons", "digits", "mnist1d", "names", "text", "mnist", "fashion_mnist", "cifar10", "images",
-           "image_classes", "prepare", "DataError", "registry"]
+__all__ = [
+    "DataError",
+    "cifar10",
+    "digits",
+    "fashion_mnist",
+    "image_classes",
+    "images",
+    "mnist",
+    "mnist1d",
+    "moons",
+    "names",
+    "prepare",
+    "registry",
+    "text",
+]
 
 
 def moons(n_samples: int = 100, noise: float = 0.1, seed: int = 0):
     """Two interleaving half circles: X float32 [n, 2], y int64 [n] with labels 0 and 1."""
     from sklearn.datasets import make_moons
+
     X, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
     return X.astype(np.float32), y.astype(np.int64)
 
@@ -34,11 +49,16 @@ def digits():
     import torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
     d = load_digits()
     x = (d.data / 16.0).astype(np.float32)
     x_tr, x_te, y_tr, y_te = train_test_split(x, d.target, test_size=0.25, random_state=0, stratify=d.target)
-    return {"x_train": torch.from_numpy(x_tr), "y_train": torch.from_numpy(y_tr.astype(np.int64)),
-            "x_test": torch.from_numpy(x_te), "y_test": torch.from_numpy(y_te.astype(np.int64))}
+    return {
+        "x_train": torch.from_numpy(x_tr),
+        "y_train": torch.from_numpy(y_tr.astype(np.int64)),
+        "x_test": torch.from_numpy(x_te),
+        "y_test": torch.from_numpy(y_te.astype(np.int64)),
+    }
 
 
 def mnist1d(seed: int = 42):
@@ -52,12 +72,17 @@ def mnist1d(seed: int = 42):
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     from mnist1d.data import get_dataset_args, make_dataset
+
     args = get_dataset_args()
     args.seed = seed
     d = make_dataset(args)
-    out = {"x_train": d["x"].astype(np.float32), "y_train": d["y"].astype(np.int64),
-           "x_test": d["x_test"].astype(np.float32), "y_test": d["y_test"].astype(np.int64),
-           "t": np.asarray(d["t"], dtype=np.float32)}
+    out = {
+        "x_train": d["x"].astype(np.float32),
+        "y_train": d["y"].astype(np.int64),
+        "x_test": d["x_test"].astype(np.float32),
+        "y_test": d["y_test"].astype(np.int64),
+        "t": np.asarray(d["t"], dtype=np.float32),
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **out)
@@ -75,18 +100,21 @@ def names(source: str = "census") -> list[str]:
     names.txt): its lines, stripped and lowercased, empty ones dropped, in the file's order.
     """
     from pathlib import Path
+
     if source == "census":
         from importlib.resources import files
+
         found = set()
-        for part in ("dist.female.first", "dist.male.first"):      # "MARY  2.629  2.629  1": name, then frequencies
+        for part in ("dist.female.first", "dist.male.first"):  # "MARY  2.629  2.629  1": name, then frequencies
             for line in files("names").joinpath(part).read_text().splitlines():
                 if line.strip():
                     found.add(line.split()[0].lower())
         return sorted(found)
     path = Path(source).expanduser()
     if not path.is_file():
-        raise DataError(f"names: no file {path}; use source=\"census\" (offline) or the path of a text file with "
-                        "one name per line")
+        raise DataError(
+            f'names: no file {path}; use source="census" (offline) or the path of a text file with one name per line'
+        )
     return [line.strip().lower() for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -99,8 +127,10 @@ def text(name: str = "pydoc") -> str:
     its sha256. Any other name is the path of a UTF-8 text file, read as it is.
     """
     from pathlib import Path
+
     if name == "pydoc":
         from pydoc_data.topics import topics
+
         return "".join(topics[key] for key in sorted(topics))
     entry = registry().get(name)
     if entry is not None and entry.get("loader") == "coursedata.text":
@@ -116,7 +146,7 @@ def _idx(path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
     dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
@@ -193,13 +223,20 @@ def images(name: str = "digits") -> dict:
     "mnist", "fashion_mnist" ([60000 + 10000, 1, 28, 28]) or "cifar10" ([50000 + 10000, 3, 32, 32]), downloads.
     """
     import torch
+
     spec = _image_spec(name)
     shape = (spec["channels"], spec["size"], spec["size"])
     if name == "digits":
         return {k: v.reshape(-1, *shape) if k.startswith("x") else v for k, v in digits().items()}
     raw = {"mnist": mnist, "fashion_mnist": fashion_mnist, "cifar10": cifar10}[name]()
-    return {k: (torch.from_numpy(v.reshape(-1, *shape).astype(np.float32) / 255) if k.startswith("x")
-                else torch.from_numpy(v)) for k, v in raw.items()}
+    return {
+        k: (
+            torch.from_numpy(v.reshape(-1, *shape).astype(np.float32) / 255)
+            if k.startswith("x")
+            else torch.from_numpy(v)
+        )
+        for k, v in raw.items()
+    }
 
 
 def prepare(name: str) -> None:

@@ -1,5 +1,6 @@
 """Downloads that are checked, cached and never hang: a file is fetched once into the cache, verified
 against its sha256, and a missing network is reported at once with what to do instead."""
+
 from __future__ import annotations
 
 import hashlib
@@ -46,14 +47,18 @@ def fetch(url: str, expected_sha256: str, cache: Path | None = None) -> Path:
         target.unlink()  # a partial or corrupted copy: fetch it again
     cache.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, \
-                tempfile.NamedTemporaryFile(dir=cache, delete=False) as tmp:
+        with (
+            urllib.request.urlopen(url, timeout=TIMEOUT) as response,
+            tempfile.NamedTemporaryFile(dir=cache, delete=False) as tmp,
+        ):
             for block in iter(lambda: response.read(1 << 20), b""):
                 tmp.write(block)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         offline = ", ".join(name for name, entry in registry().items() if entry.get("kind") != "download")
-        raise DataError(f"cannot download {url} ({exc}); without a network use an offline dataset "
-                        f"({offline}) or copy the file into {cache}") from None
+        raise DataError(
+            f"cannot download {url} ({exc}); without a network use an offline dataset "
+            f"({offline}) or copy the file into {cache}"
+        ) from None
     got = sha256(Path(tmp.name))
     if got != expected_sha256:
         os.unlink(tmp.name)

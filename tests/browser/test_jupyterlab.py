@@ -5,6 +5,7 @@ Run by `make test-browser` (part of `make test`). Needs Debian's chromium (`make
 the pinned `playwright` package; Playwright's own browser download is never used. Screenshots go to
 screenshots/ at the top of the repository (or $COURSE_SCREENSHOTS).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ BIN = Path(sys.executable).parent
 CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("COURSE_SCREENSHOTS", REPO / "screenshots"))
 NOTEBOOK = "01_autograd_engine"
-EXERCISE, CELL = "value_ops", "value"      # exercise 1 of week 1 and the solution cell it grades
+EXERCISE, CELL = "value_ops", "value"  # exercise 1 of week 1 and the solution cell it grades
 PASSED = "Exercise 1: all quick checks passed."
 SETTINGS = {  # as a student would set them once: no news pop-up; every cell in the page, not only the visible
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
@@ -57,13 +58,30 @@ def lab(tmp_path_factory):
     port, token = free_port(), secrets.token_hex(16)
     # settings, workspaces and runtime files of this student alone: a layout saved by an earlier JupyterLab in
     # ~/.jupyter would otherwise reopen its notebooks beside ours
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"), "JUPYTER_RUNTIME_DIR": str(home / "rt"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-           "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTER_RUNTIME_DIR": str(home / "rt"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+    }
     server = subprocess.Popen(
-        [str(BIN / "jupyter"), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(home / "lab.log", "w"), start_new_session=True)
+        [
+            str(BIN / "jupyter"),
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(home / "lab.log", "w"),  # noqa: SIM115 - the lab writes to it for as long as it runs
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -84,8 +102,9 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(lab):
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         yield browser.new_page(viewport={"width": 1400, "height": 1000})
         browser.close()
 
@@ -157,13 +176,18 @@ def test_a_student_fills_in_an_exercise_runs_it_and_validates(lab, page):
 
 
 def test_the_saved_notebook_gets_exercise_1s_points_from_course_check(lab, tmp_path):
-    """The self-learner's next step (README): `course check week1 <their notebook>`, graded on that notebook alone on what the browser saved."""
+    """The self-learner's next step (README): `course check week1 <their notebook>`, graded on that notebook
+    alone, on what the browser saved."""
     _, _, work = lab
     saved = work / "week1" / f"{NOTEBOOK}.ipynb"
     out = tmp_path / "scores.json"
-    run = subprocess.run([str(BIN / "course"), "check", "week1", str(saved), "--json", str(out),
-                          "--reports", str(tmp_path / "reports")],
-                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [str(BIN / "course"), "check", "week1", str(saved), "--json", str(out), "--reports", str(tmp_path / "reports")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.is_file(), run.stdout[-2000:] + run.stderr[-2000:]
     [result] = json.loads(out.read_text())["submissions"]
     assert result["notebook"] == NOTEBOOK
@@ -193,12 +217,12 @@ def test_every_released_notebook_renders_without_errors(lab, page, path):
     cannot read as a red error box, which a student would otherwise be the first to find)."""
     url, token, work = lab
     cells = nbformat.read(str(work / path), as_version=4).cells
-    page.goto(f"{url}/lab/tree/{path}?reset&token={token}")    # reset: this notebook alone in the window
+    page.goto(f"{url}/lab/tree/{path}?reset&token={token}")  # reset: this notebook alone in the window
     expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(len(cells), timeout=60_000)
     markdown = [c.source for c in cells if c.cell_type == "markdown"]
     if any("$" in text for text in markdown):
         expect(page.locator("mjx-container").first).to_be_attached(timeout=30_000)
-        page.wait_for_timeout(1000)   # typesetting runs cell by cell
+        page.wait_for_timeout(1000)  # typesetting runs cell by cell
     found = page.evaluate(UNTYPESET)
     shot(page, "opened", notebook=path.replace("/", "-").removesuffix(".ipynb"))
     assert not found, f"{path}: formulas that did not typeset, as the student sees them: {found[:5]}"

@@ -1,4 +1,5 @@
 """What leaves the repository: LMS grades, nbgrader's own workflow, the students' tree, a Gradescope bundle."""
+
 import csv
 import io
 import json
@@ -6,12 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
-
-from helpers import GOOD_ADD, GOOD_SCALE, REPO, run_course, submission
 
 from course import config, notebooks
 from course.publish import export
+from helpers import GOOD_ADD, GOOD_SCALE, REPO, run_course, submission
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -26,6 +27,7 @@ def _graded_class(mini):
 def test_csv_has_a_row_per_student_and_a_column_per_exercise(mini):
     _graded_class(mini)
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{mini.root / 'gradebook.db'}") as gb:
         gb.find_grade("essay", "adder", "toy", "ada").manual_score = 1
         gb.db.commit()
@@ -42,8 +44,14 @@ def test_nbgrader_feedback_and_export_work_on_the_graded_course(mini):
     _graded_class(mini)
     env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
     for args in (["generate_feedback", "toy"], ["export"]):
-        done = subprocess.run([os.path.join(VENV_BIN, "nbgrader"), *args], cwd=mini.root, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [os.path.join(VENV_BIN, "nbgrader"), *args],
+            cwd=mini.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     page = (mini.root / "feedback" / "bob" / "toy" / "adder.html").read_text()
     assert "Hidden tests" in page and "This looks like a known mistake: add multiplies a and b" in page
@@ -61,6 +69,9 @@ def test_student_tree_holds_nothing_secret(tmp_path):
     names = {p.relative_to(dest).as_posix() for p in dest.rglob("*")}
     assert "release/week1/01_autograd_engine.ipynb" in names and "datasets/coursedata/__init__.py" in names
     assert not [n for n in names for part in n.split("/") if part in export.NEVER_IN_STUDENT_TREE]
+    project = tomllib.loads((dest / "pyproject.toml").read_text())  # the tree installs: its project file parses
+    assert project["tool"]["setuptools"]["package-dir"] == {"coursedata": "datasets/coursedata"}
+    assert "torch==" in (dest / "requirements.txt").read_text()
 
     secrets = set()
     for a in course.assignments.values():
@@ -73,8 +84,12 @@ def test_student_tree_holds_nothing_secret(tmp_path):
             secrets |= {line.strip() for line in paths.suite.read_text().splitlines() if line.startswith("def test_")}
     # a line that a notebook gives students in its own code (a provided helper, a model to train) is public
     # by design, even when a solution elsewhere happens to have the same line
-    given = "\n".join(cell.source for path in (REPO / "release").glob("*/*.ipynb")
-                      for cell in notebooks.read(path).cells if not notebooks.nbgrader_meta(cell).get("solution"))
+    given = "\n".join(
+        cell.source
+        for path in (REPO / "release").glob("*/*.ipynb")
+        for cell in notebooks.read(path).cells
+        if not notebooks.nbgrader_meta(cell).get("solution")
+    )
     secrets = {s for s in secrets if s not in given}
     texts = {p: p.read_text(errors="replace") for p in dest.rglob("*") if p.is_file()}
     leaked = {(str(p.relative_to(dest)), s) for p, t in texts.items() for s in secrets if s in t}
@@ -105,17 +120,20 @@ def test_gradescope_bundle_runs_like_gradescope(mini, tmp_path):
             shutil.copy(student_notebook, root / "submission" / "my work.ipynb")
         env = dict(os.environ, AUTOGRADER_ROOT=str(root), COURSE_PYTHON=sys.executable)
         env.pop("COURSE_ROOT", None)
-        done = subprocess.run(["bash", str(root / "run_autograder")], env=env, capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            ["bash", str(root / "run_autograder")], env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads((root / "results" / "results.json").read_text())
 
     bob = submission(mini, "bob", {"add-impl": "def add(a, b):\n    return a * b", "scale-impl": GOOD_SCALE})
     data = run(bob)
     assert data["score"] == 1
-    assert [t["name"] for t in data["tests"]] == ["adder · Add two numbers · test_add",
-                                                   "adder · Add two numbers · test_add_ints",
-                                                   "adder · Scale an array · test_scale"]
+    assert [t["name"] for t in data["tests"]] == [
+        "adder · Add two numbers · test_add",
+        "adder · Add two numbers · test_add_ints",
+        "adder · Scale an array · test_scale",
+    ]
     for t in data["tests"]:
         assert set(t) == {"name", "score", "max_score", "output", "visibility"}
     assert "This looks like a known mistake: add multiplies a and b" in data["tests"][0]["output"]

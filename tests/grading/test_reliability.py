@@ -1,4 +1,5 @@
 """A batch stopped halfway, grading twice, and bad inputs: nothing graded is lost, nothing is counted twice."""
+
 import json
 import os
 import signal
@@ -6,9 +7,12 @@ import sqlite3
 import subprocess
 import time
 
-from helpers import COURSE_BIN, GOOD_ADD, GOOD_SCALE, grade, run_course, sandbox_processes, submission
+import pytest
 
 from course.grading.submissions import discover
+from helpers import COURSE_BIN, GOOD_ADD, GOOD_SCALE, grade, run_course, sandbox_processes, submission
+
+pytestmark = pytest.mark.slow  # grades small classes, stopped and started again
 
 # each submission takes a second or two to load, so that a batch can be stopped in the middle
 SLOW = "import time\ntime.sleep(1.5)\n"
@@ -23,17 +27,24 @@ CLASS = {
 
 
 def results_on_disk(course) -> dict[str, float]:
-    return {p.parts[-3]: json.loads(p.read_text())["score"]
-            for p in (course.root / "autograded").glob("*/toy/adder.result.json")}
+    return {
+        p.parts[-3]: json.loads(p.read_text())["score"]
+        for p in (course.root / "autograded").glob("*/toy/adder.result.json")
+    }
 
 
 def test_a_batch_stopped_halfway_grades_the_rest_exactly_once(mini):
     for student, cells in CLASS.items():
         submission(mini, student, cells)
     tag = f"stopped-{os.getpid()}"
-    batch = subprocess.Popen([str(COURSE_BIN), "grade", "toy", "submitted", "--workers", "1"], cwd=mini.root,
-                             env=dict(os.environ, COURSE_GRADING_TAG=tag),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    batch = subprocess.Popen(
+        [str(COURSE_BIN), "grade", "toy", "submitted", "--workers", "1"],
+        cwd=mini.root,
+        env=dict(os.environ, COURSE_GRADING_TAG=tag),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     seen_running = False
     while len(results_on_disk(mini)) < 2 and time.monotonic() < deadline and batch.poll() is None:
@@ -61,9 +72,13 @@ def test_a_batch_stopped_halfway_grades_the_rest_exactly_once(mini):
     assert results_on_disk(mini) == scores
 
     db = sqlite3.connect(mini.root / "gradebook.db")
-    per_student = dict(db.execute("select student.id, count(*) from submitted_assignment "
-                                  "join student on student.id = submitted_assignment.student_id group by student.id"))
-    assert per_student == {s: 1 for s in CLASS}
+    per_student = dict(
+        db.execute(
+            "select student.id, count(*) from submitted_assignment "
+            "join student on student.id = submitted_assignment.student_id group by student.id"
+        )
+    )
+    assert per_student == dict.fromkeys(CLASS, 1)
     [[rows]] = db.execute("select count(*) from grade")
     assert rows == len(CLASS) * 3  # add, scale and the essay: one row each, never two
 
@@ -73,11 +88,12 @@ def test_grading_twice_gives_the_same_result(mini):
     a = mini.assignment("toy")
     first, second = (grade(mini, a, discover(a, paths)) for _ in range(2))
 
-    def as_data(results):   # everything but how long each test took
+    def as_data(results):  # everything but how long each test took
         data = [[r.as_json() for r in student] for student in results]
         for t in (t for student in data for r in student for t in r["tests"]):
             assert t.pop("seconds") >= 0
         return data
+
     assert as_data(first) == as_data(second)
 
 

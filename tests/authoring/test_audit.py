@@ -1,36 +1,56 @@
 """`course audit` and the feedback that names a cataloged mistake, on the two-exercise test course."""
+
 import pytest
 import yaml
 
-from helpers import GOOD_SCALE, grade, run_course, submission
-
 from course import catalog as mistakes
 from course.authoring import audit
+from course.errors import CourseError
 from course.grading.submissions import discover
 from course.publish import report
-from course.errors import CourseError
+from helpers import GOOD_SCALE, grade, run_course, submission
 
 
 def test_audit_passes_and_prints_the_matrix(mini):
     out = run_course("audit", "toy", "--workers", "2", cwd=mini.root)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "6 of 6 mistakes caught, 2 of 2 alternatives accepted, 6 of 6 mistakes named" in out.stdout
-    rows = {line.split("  ")[0]: line for line in out.stdout.splitlines() if line.startswith(("mistake", "alternative"))}
+    rows = {
+        line.split("  ")[0]: line for line in out.stdout.splitlines() if line.startswith(("mistake", "alternative"))
+    }
     assert rows["mistake subtracts"].split()[2:5] == ["x", "x", "."]
     assert rows["alternative scale-loop"].split()[2:5] == [".", ".", "."]
 
 
 def _add(path, entry):
     data = yaml.safe_load(path.read_text()) if path.is_file() else []
-    path.write_text(yaml.safe_dump(data + [entry], sort_keys=False))
+    path.write_text(yaml.safe_dump([*data, entry], sort_keys=False))
 
 
 def test_audit_fails_on_an_uncaught_mistake_and_a_rejected_alternative(mini):
     paths = mini.paths(mini.assignment("toy").notebooks[0])
-    _add(paths.mistakes, {"id": "commutes", "exercise": "add", "says": "b + a (not a mistake at all)",
-                          "cell": "add-impl", "replace": "return a + b", "with": "return b + a"})
-    _add(paths.alternatives, {"id": "scale-twice", "exercise": "scale", "says": "claims to be right",
-                              "cell": "scale-impl", "replace": "* k", "with": "* k * 2"})
+    _add(
+        paths.mistakes,
+        {
+            "id": "commutes",
+            "exercise": "add",
+            "says": "b + a (not a mistake at all)",
+            "cell": "add-impl",
+            "replace": "return a + b",
+            "with": "return b + a",
+        },
+    )
+    _add(
+        paths.alternatives,
+        {
+            "id": "scale-twice",
+            "exercise": "scale",
+            "says": "claims to be right",
+            "cell": "scale-impl",
+            "replace": "* k",
+            "with": "* k * 2",
+        },
+    )
     out = run_course("audit", "toy", cwd=mini.root)
     assert out.returncode == 1
     assert "FAIL toy/adder: mistake commutes (b + a (not a mistake at all)) keeps full marks for add" in out.stdout
@@ -65,12 +85,17 @@ def test_an_unknown_mistake_is_not_named(mini):
     assert "known mistake" not in report.text([r])
 
 
-@pytest.mark.parametrize("entry, words", [
-    ({"id": "x", "exercise": "add", "says": "s", "cell": "add-impl"}, "either replace and with or source"),
-    ({"id": "x", "exercise": "add", "says": "s", "cell": "add-impl", "replace": "a", "with": "b", "source": "c"},
-     "either replace and with or source"),
-    ({"id": "x", "exercise": "nope", "says": "s", "cell": "add-impl", "source": "c"}, "found 'nope'"),
-])
+@pytest.mark.parametrize(
+    "entry, words",
+    [
+        ({"id": "x", "exercise": "add", "says": "s", "cell": "add-impl"}, "either replace and with or source"),
+        (
+            {"id": "x", "exercise": "add", "says": "s", "cell": "add-impl", "replace": "a", "with": "b", "source": "c"},
+            "either replace and with or source",
+        ),
+        ({"id": "x", "exercise": "nope", "says": "s", "cell": "add-impl", "source": "c"}, "found 'nope'"),
+    ],
+)
 def test_a_bad_catalog_entry_is_one_line(mini, entry, words):
     nb = mini.assignment("toy").notebooks[0]
     path = mini.paths(nb).alternatives

@@ -5,6 +5,7 @@ break grading for everyone. For every one: no unearned point, the grader survive
 the same batch keeps full marks, and the report says in one sentence what happened. Two attacks are also
 graded without the sandbox, to show that they are real and that the sandbox is what stops them.
 """
+
 import dataclasses
 import json
 import os
@@ -16,12 +17,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import GOOD_ADD, GOOD_SCALE, REPO, grade, sandbox_processes, submission
-
 from course import notebooks
 from course.grading.submissions import discover
 from course.publish import report
 from course.sandbox.launch import sandbox_problem
+from helpers import GOOD_ADD, GOOD_SCALE, REPO, grade, sandbox_processes, submission
+
+pytestmark = pytest.mark.slow  # grades a hostile batch
 
 # The hostile code sits in the `add` cell; `scale` is left as released, so every point would be unearned.
 PATCH_COMPARISONS = """
@@ -120,8 +122,10 @@ def add(a, b):
     nb = json.load(open(HONEST))
     exec("".join(c["source"]) if isinstance(c["source"], list) else c["source"], ns)
     return ns["add"](a, b)
-""".replace('exec("".join(c["source"]) if isinstance(c["source"], list) else c["source"], ns)',
-            'exec("\\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"), ns)')
+""".replace(
+    'exec("".join(c["source"]) if isinstance(c["source"], list) else c["source"], ns)',
+    'exec("\\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"), ns)',
+)
 
 INSPECT_STACK = """
 import gc, inspect
@@ -208,10 +212,12 @@ TAG = f"adversarial-{os.getpid()}"
 
 def strict(course, sandboxed=True):
     """The course with small limits, so that every attack reaches one quickly."""
-    limits = dataclasses.replace(course.grading.limits, memory_mb=1024, processes=32, file_size_mb=16,
-                                 scratch_mb=48, cpu_seconds=120)
-    grading = dataclasses.replace(course.grading, limits=limits, test_timeout=4, notebook_timeout=30,
-                                  sandboxed=sandboxed)
+    limits = dataclasses.replace(
+        course.grading.limits, memory_mb=1024, processes=32, file_size_mb=16, scratch_mb=48, cpu_seconds=120
+    )
+    grading = dataclasses.replace(
+        course.grading, limits=limits, test_timeout=4, notebook_timeout=30, sandboxed=sandboxed
+    )
     return dataclasses.replace(course, grading=grading)
 
 
@@ -279,6 +285,7 @@ def batch(tmp_path_factory):
         pytest.fail(f"the sandbox cannot start here: {sandbox_problem()}")
     from course import config
     from course.authoring import release
+
     root = tmp_path_factory.mktemp("adversarial") / "mini"
     shutil.copytree(REPO / "tests" / "minicourse", root, ignore=shutil.ignore_patterns("release", "gradebook.db"))
     course = strict(config.load(root))
@@ -325,9 +332,14 @@ def test_tampered_locked_cells_are_restored_and_named(batch):
     assert "add (deleted)" in note and "scale (edited)" in note and "add-impl (nbgrader metadata changed)" in note
 
 
-@pytest.mark.parametrize("name, words", [("not-json", "not a readable notebook"),
-                                         ("empty", "not a readable notebook"),
-                                         ("other-assignment", "a notebook from another assignment")])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("not-json", "not a readable notebook"),
+        ("empty", "not a readable notebook"),
+        ("other-assignment", "a notebook from another assignment"),
+    ],
+)
 def test_files_that_are_not_this_notebook(batch, name, words):
     results, _, _ = batch
     r = results[name]
@@ -365,12 +377,15 @@ def test_without_the_sandbox_the_same_attacks_succeed(tmp_path, mini):
 
 
 def test_grading_refuses_to_run_unsandboxed_unless_asked(mini, monkeypatch):
-    from course.sandbox import launch as sandbox
     from course.errors import CourseError
+    from course.sandbox import launch as sandbox
+
     monkeypatch.setattr(sandbox, "sandbox_problem", lambda: "bubblewrap is not installed")
     a = mini.assignment("toy")
     path = submission(mini, "x", {"add-impl": GOOD_ADD})
-    with pytest.raises(CourseError, match="cannot grade in a sandbox: bubblewrap is not installed.*--allow-unsandboxed"):
+    with pytest.raises(
+        CourseError, match=r"cannot grade in a sandbox: bubblewrap is not installed.*--allow-unsandboxed"
+    ):
         grade(mini, a, discover(a, [path]), seed=1)
 
 

@@ -1,11 +1,11 @@
 """The grading path on a two-exercise course: scores, messages, and submissions that misbehave."""
+
 import json
 
 import pytest
 
-from helpers import GOOD_ADD, GOOD_SCALE, grade, run_course, submission
-
 from course.grading.submissions import discover
+from helpers import GOOD_ADD, GOOD_SCALE, grade, run_course, submission
 
 
 def graded(course, paths, seed=1):
@@ -65,6 +65,7 @@ def test_top_level_sys_exit_and_errors_do_not_stop_other_cells(mini):
 
 def test_notebook_that_hangs_while_loading(mini, monkeypatch):
     from dataclasses import replace
+
     mini = replace(mini, grading=replace(mini.grading, notebook_timeout=3))
     r = graded(mini, [submission(mini, "hang", {"add-impl": "while True:\n    pass", "scale-impl": GOOD_SCALE})])
     assert r.score == 0
@@ -72,22 +73,25 @@ def test_notebook_that_hangs_while_loading(mini, monkeypatch):
 
 
 def test_printing_and_writing_to_the_channel_does_not_change_the_verdict(mini):
-    noisy = ("import os\nprint('PASSED ' * 1000)\n"
-             "for fd in range(3, 12):\n    try:\n        os.write(fd, b'\\x00\\x00\\x00\\x10{\"ok\": true}')\n"
-             "    except OSError:\n        pass\n" + GOOD_ADD.replace("return a + b", "return a - b"))
+    noisy = (
+        "import os\nprint('PASSED ' * 1000)\n"
+        "for fd in range(3, 12):\n    try:\n        os.write(fd, b'\\x00\\x00\\x00\\x10{\"ok\": true}')\n"
+        "    except OSError:\n        pass\n" + GOOD_ADD.replace("return a + b", "return a - b")
+    )
     r = graded(mini, [submission(mini, "noisy", {"add-impl": noisy, "scale-impl": GOOD_SCALE})])
     assert by_exercise(r)["add"] == 0
 
 
 def test_unsupported_return_type_is_a_failure_not_a_crash(mini):
-    r = graded(mini, [submission(mini, "obj", {"add-impl": "def add(a, b):\n    return object()",
-                                               "scale-impl": GOOD_SCALE})])
+    r = graded(
+        mini, [submission(mini, "obj", {"add-impl": "def add(a, b):\n    return object()", "scale-impl": GOOD_SCALE})]
+    )
     assert by_exercise(r) == {"add": 0, "scale": 1}
     assert "cannot be sent" in messages(r)
 
 
 def test_batch_survives_an_unreadable_notebook(mini):
-    good = submission(mini, "ok", {"add-impl": GOOD_ADD, "scale-impl": GOOD_SCALE})
+    submission(mini, "ok", {"add-impl": GOOD_ADD, "scale-impl": GOOD_SCALE})
     broken = mini.root / "submitted" / "broken" / "toy" / "adder.ipynb"
     broken.parent.mkdir(parents=True)
     broken.write_text("{ this is not json")
@@ -117,6 +121,7 @@ def test_cli_grade_writes_json_feedback_and_gradebook(mini):
     assert "assert_close" not in page and "return a + b" not in page  # no test or reference code
 
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{mini.root / 'gradebook.db'}") as gb:
         assert gb.find_submission("toy", "bob").score == 1
         assert gb.find_grade("add", "adder", "toy", "ada").auto_score == 2
@@ -125,9 +130,11 @@ def test_cli_grade_writes_json_feedback_and_gradebook(mini):
 
 
 def test_cli_errors_are_one_line(mini):
-    for args, words in [(["grade", "nosuch", "x.ipynb"], "no assignment 'nosuch'"),
-                        (["grade", "toy", "missing.ipynb"], "missing.ipynb: no such file or folder"),
-                        (["check", "toy", "course.yaml"], "course.yaml: not a notebook")]:
+    for args, words in [
+        (["grade", "nosuch", "x.ipynb"], "no assignment 'nosuch'"),
+        (["grade", "toy", "missing.ipynb"], "missing.ipynb: no such file or folder"),
+        (["check", "toy", "course.yaml"], "course.yaml: not a notebook"),
+    ]:
         out = run_course(*args, cwd=mini.root)
         assert out.returncode == 2 and words in out.stderr and out.stderr.count("\n") == 1, out.stderr
 
@@ -154,9 +161,12 @@ def test_progress_counts_every_notebook_once_with_shards(mini):
     broken.write_text("")
     a = mini.assignment("toy")
     for workers in (1, 2):
-        events = []
-        grade(mini, a, discover(a, [mini.root / "submitted"]), workers=workers,
-                    progress=lambda student, graded: events.append((student, graded)))
+        events: list[tuple[str, bool]] = []
+
+        def record(student: str, graded: bool, events=events) -> None:
+            events.append((student, graded))
+
+        grade(mini, a, discover(a, [mini.root / "submitted"]), workers=workers, progress=record)
         assert sorted(events) == [("p1", True), ("p2", True), ("p3", True), ("p4", False)], workers
 
 
@@ -164,6 +174,7 @@ def test_release_of_one_notebook_leaves_the_others_alone(mini):
     """`course release A --notebook NB`: an exercise author releases one notebook while another notebook of
     the same assignment is still being written."""
     from course.authoring import release
+
     other = mini.root / "release" / "toy" / "other.ipynb"
     other.write_text("{}")
     [path] = release.release(mini, mini.assignment("toy"), "adder")
@@ -172,6 +183,7 @@ def test_release_of_one_notebook_leaves_the_others_alone(mini):
 
 def test_cli_options_may_come_between_the_paths():
     from course import cli
+
     args = cli.parse(["check", "week1", "--json", "out.json", "a.ipynb", "b.ipynb"])
     assert args.notebooks == ["a.ipynb", "b.ipynb"] and args.json == "out.json"
     args = cli.parse(["grade", "week1", "sub/ada", "--workers", "1", "sub/grace"])
