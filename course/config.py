@@ -67,9 +67,18 @@ class Assignment:
 @dataclass(frozen=True)
 class Grading:
     notebook_timeout: float
-    test_timeout: float
+    test_timeout: float  # the most one probe may take, unless its test asks for more
     limits: Limits
     sandboxed: bool = True  # False only when an instructor passes --allow-unsandboxed
+    time_factor: float = 10.0  # a probe may take this many times what the reference took on it ...
+    time_floor: float = 2.0  # ... and never less than this (seconds), never more than its test's limit
+
+    def time_limit(self, reference_seconds: float | None, ceiling: float | None = None) -> float:
+        """How long the student's code may take on a probe that the reference ran in `reference_seconds`."""
+        most = ceiling or self.test_timeout
+        if reference_seconds is None:
+            return most
+        return min(most, max(self.time_floor, self.time_factor * reference_seconds))
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,8 @@ _GRADING_DEFAULTS = {
     "file_size_mb": 64,
     "open_files": 512,
     "scratch_mb": 256,
+    "time_factor": 10,
+    "time_floor": 2,
 }
 
 
@@ -227,7 +238,13 @@ def load(root: Path | None = None) -> Course:
         root=root,
         id=r.get(meta, "id", "course", str, "an identifier"),
         title=r.get(meta, "title", "course", str, "a title"),
-        grading=Grading(float(g["notebook_timeout"]), float(g["test_timeout"]), limits),
+        grading=Grading(
+            float(g["notebook_timeout"]),
+            float(g["test_timeout"]),
+            limits,
+            time_factor=float(g["time_factor"]),
+            time_floor=float(g["time_floor"]),
+        ),
         assignments=assignments,
     )
 

@@ -219,6 +219,7 @@ def run_suite(
         # errors of the student's own cells; the rest only follow from them
         result.load_errors = [e for e in candidate.load_errors if notebooks.is_solution_label(e["cell"])]
         result.tests = tests
+        result.isolation = candidate.isolation
         result.diagnosis = diagnosis.per_exercise(result, says)
         finished(result)
 

@@ -120,8 +120,11 @@ class GradingPlugin:
         request.node.student_answers = answers  # kept to compare with the cataloged mistakes
 
         def run(probe: Probe, timeout: float | None = None, **kwargs: Any) -> Any:
+            # as long as the reference needed for the same call, times a generous factor: a hang costs
+            # seconds, and a correct but slower solution is never cut off
+            limit = self.grading.time_limit(self.references.seconds(request.module, probe, kwargs), timeout)
             try:
-                result = worker.call(key, source, probe.name, kwargs, timeout or self.grading.test_timeout)
+                result = worker.call(key, source, probe.name, kwargs, limit)
             except StudentError as exc:
                 answers[call_key(probe, kwargs)] = (probe, kwargs, Raised(exc.kind))
                 raise

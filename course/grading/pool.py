@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 class WorkerLike(Protocol):
     load_errors: list[dict[str, Any]]
+    isolation: str  # which sandbox ran it (launch.FORK_SERVER, BUBBLEWRAP, UNSANDBOXED)
 
     def call(self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float) -> Any: ...
 
@@ -28,6 +29,7 @@ class Candidate:
     id: str
     cells: list[list[str]]
     load_errors: list[dict[str, Any]] = field(default_factory=list)
+    isolation: str = ""
 
 
 class WorkerPool:
@@ -60,6 +62,7 @@ class WorkerPool:
     def retire(self, c: Candidate) -> None:
         worker = self.workers.pop(c.id)
         c.load_errors = worker.load_errors
+        c.isolation = worker.isolation
         worker.stop()
         self.retired.add(c.id)  # graded: never started again
         if self.on_retire:

@@ -4,6 +4,7 @@ cataloged mistake written in. Each answer is cached per probe and arguments, and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +37,7 @@ class References:
         self._namespaces: dict[str, dict[str, Any]] = {}
         self._probe_spaces: dict[str, dict[str, Any]] = {}
         self._answers: dict[tuple[Any, ...], tuple[Any, list[Any]]] = {}
+        self._seconds: dict[tuple[Any, ...], float | None] = {}  # how long the reference took on each call
 
     def namespace(self, variant: Variant | None = None) -> dict[str, Any]:
         """The reference's globals, with `variant` written into its region when given."""
@@ -63,9 +65,23 @@ class References:
             cache_key = (name, key, call_key(probe, kwargs))
             if cache_key not in self._answers:
                 arrays: list[Any] = []
+                self._seconds[cache_key] = None
+                start = time.perf_counter()
                 plain = to_plain(space[probe.name](NotebookView(self.namespace(variant)), **kwargs), arrays)
+                self._seconds[cache_key] = time.perf_counter() - start
                 self._answers[cache_key] = (plain, arrays)
             plain, arrays = self._answers[cache_key]
             return from_plain(plain, [a.copy() for a in arrays])
 
         return run
+
+    def seconds(self, module: ModuleType, probe: Probe, kwargs: dict[str, Any]) -> float | None:
+        """How long the reference takes on this call (running it now if it has not run yet), or None when
+        the reference raises on it."""
+        cache_key = ("reference", suite_probes(module)[0], call_key(probe, kwargs))
+        if cache_key not in self._seconds:
+            try:
+                self.runner(module)(probe, **kwargs)
+            except Exception:
+                pass
+        return self._seconds.get(cache_key)

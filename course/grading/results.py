@@ -41,6 +41,7 @@ class NotebookResult:
     problem: str | None = None  # why nothing could be graded (missing, unreadable)
     load_errors: list[dict[str, Any]] = field(default_factory=list)
     sandboxed: bool = True
+    isolation: str = ""  # the sandbox that ran it: "fork server", "bubblewrap" or "none"
     notes: list[str] = field(default_factory=list)  # what the grader noticed and set right (locked cells)
     reused: bool = False  # taken from the journal of an earlier run, not graded again
     diagnosis: dict[str, list[str]] = field(default_factory=dict)  # exercise -> what the mistake looks like
@@ -70,6 +71,7 @@ class NotebookResult:
             "problem": self.problem,
             "notes": self.notes,
             "sandboxed": self.sandboxed,
+            "isolation": self.isolation,
             "load_errors": self.load_errors,
             "diagnosis": self.diagnosis,
             "tests": [
@@ -97,6 +99,7 @@ class NotebookResult:
             problem=data["problem"],
             load_errors=data["load_errors"],
             sandboxed=data["sandboxed"],
+            isolation=data.get("isolation", ""),
             notes=data["notes"],
             diagnosis=data["diagnosis"],
         )

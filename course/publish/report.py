@@ -46,7 +46,10 @@ def text(student_results: list[NotebookResult]) -> str:
     )
     total = sum(r.score for r in student_results)
     possible = sum(r.max_score for r in student_results)
-    lines = [f"{first.student} — {first.assignment}: {_pts(total)} / {_pts(possible)}"]
+    where = wording.isolation([r.isolation for r in student_results])
+    lines = [
+        f"{first.student} — {first.assignment}: {_pts(total)} / {_pts(possible)}" + (f"  ({where})" if where else "")
+    ]
     if not all(r.sandboxed for r in student_results):
         lines.append(f"  ! {wording.UNSANDBOXED}")
     for r in student_results:

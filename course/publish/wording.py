@@ -7,6 +7,12 @@ UNSANDBOXED = "graded WITHOUT the sandbox (--allow-unsandboxed): the submission'
 ALL_PASSED = "all checks passed"
 
 
+def isolation(kinds: list[str]) -> str:
+    """Which sandbox graded: "fork server", "bubblewrap" or "none", once each, in order."""
+    named = list(dict.fromkeys(k for k in kinds if k))
+    return f"graded in: {', '.join(named)}" if named else ""
+
+
 def known_mistake(cause: str) -> str:
     return f"This looks like a known mistake: {cause}"
 

@@ -1,5 +1,12 @@
-"""The grader's side of a worker: start it, load a submission, run probes with deadlines, restart after a
-hang or a crash. Every answer is checked here; a missing or late answer is a failure, never a pass."""
+"""The grader's side of a worker: start it, load a submission, run probes with deadlines, and recover after a
+hang or a crash. Every answer is checked here; a missing or late answer is a failure, never a pass.
+
+A submission's loader runs its cells once; each test talks to a tester forked from that state. When a
+tester dies or hangs, the next call gets a fresh tester (a fork, not a restart). When the same student
+function kills or hangs its tester twice, the loader is asked to make that function raise at once with
+the same reason, so that the tests still to come that call it fail without waiting, and the others are
+graded in full.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,9 @@ from course.config import Limits
 from course.sandbox.launch import WorkerProcess, start_worker
 from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write_frame
 
+STRIKES = 2  # a function that kills or hangs its tester twice is not run again
+EVENT_WAIT = 10.0  # seconds the loader has to report what became of a tester
+
 
 class StudentError(AssertionError):
     """The submission raised, hung or crashed while a test was using it. `kind` names the exception the
@@ -23,17 +33,24 @@ class StudentError(AssertionError):
         self.kind = kind
 
 
+def _place(where: dict[str, Any] | None) -> str:
+    if not where:
+        return ""
+    fn = f"`{where['function']}`" if where["function"] != "<module>" else "the cell"
+    code = f": `{where['code']}`" if where.get("code") else ""
+    return f" in {fn} (cell {where['cell']}, line {where['line']}{code})"
+
+
 def explain(error: dict[str, Any], limits: Limits | None = None) -> str:
     """One sentence about an exception raised in the student's code, naming the limit it ran into."""
-    kind, message, where, code = error["type"], error["message"], error.get("where"), error.get("errno")
-    place = ""
-    if where:
-        fn = f"`{where['function']}`" if where["function"] != "<module>" else "the cell"
-        place = f" in {fn} (cell {where['cell']}, line {where['line']}: `{where['code']}`)"
+    kind, message, code = error["type"], error["message"], error.get("errno")
+    place = _place(error.get("where"))
     if kind == "NotImplementedError":
         return f"not implemented yet: NotImplementedError raised{place}"
     if kind == "MissingDefinition":
         return f"{message}: run every cell of the exercise and keep the names the notebook asks for"
+    if kind == "DisabledFunction":
+        return str(message)
     text = f"{kind}: {message}" if message else kind
     limit = _limit_reached(kind, message, code, limits)
     if limit:
@@ -68,28 +85,63 @@ def _limit_reached(kind: str, message: str, code: int | None, limits: Limits | N
     return None
 
 
+def _signal_name(status: int) -> str:
+    try:
+        return signal.Signals(-status).name
+    except ValueError:
+        return f"signal {-status}"
+
+
+def _killed_by(code: int, limits: Limits) -> str:
+    sig = _signal_name(code)
+    why = {
+        "SIGKILL": "killed (out of memory, or a limit was reached)",
+        "SIGXCPU": f"out of CPU time (the limit is {limits.cpu_seconds} s)",
+        "SIGSEGV": "crashed (segmentation fault)",
+        "SIGXFSZ": "wrote a file larger than allowed",
+    }
+    return why.get(sig, sig)
+
+
+def death(code: int | None, detail: str, limits: Limits) -> str:
+    """Why a process of the submission stopped, from its exit code (negative: the signal)."""
+    if code is not None and code < 0:
+        return f"the notebook's process stopped: {_killed_by(code, limits)}"
+    if code is not None:
+        return f"the notebook's process exited with status {code} (does the code call exit()?)"
+    return f"the notebook's process stopped answering ({detail})"
+
+
 class Worker:
+    """One submission, graded: its loader (started by `launch.start_worker`) and the current tester."""
+
     def __init__(self, cells: list[list[str]], limits: Limits, load_timeout: float, sandboxed: bool = True):
         self.cells = cells
         self.limits = limits
         self.sandboxed = sandboxed
         self.load_timeout = load_timeout
         self.proc: WorkerProcess | None = None
+        self.tester = -1  # the grader's end of the current tester's socket
         self.loaded = False
-        self._started = self._sent = 0.0
+        self.asked = False  # a tester was asked for and its ready event is still to come
+        self._started = 0.0
         self.load_errors: list[dict[str, Any]] = []
         self.loaded_probes: set[str] = set()
         self.broken: str | None = None
+        self.strikes: dict[tuple[str, str], int] = {}  # (cell, function) -> testers it killed or hung
+        self.isolation = ""
 
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the process and send the notebook's cells; the answer is collected by `ensure_loaded`."""
-        self.loaded_probes = set()
-        self.loaded = False
-        self._started = self._sent = time.monotonic()
+        """Start the loader, send the notebook's cells and ask for a first tester; the answers are read by
+        `ensure_loaded` and the first call."""
+        self._started = time.monotonic()
         try:
             self.proc = proc = start_worker(self.limits, self.sandboxed)
-            write_frame(proc.requests, {"op": "run", "cells": self.cells})
+            self.isolation = proc.isolation
+            write_frame(proc.control, {"op": "run", "cells": self.cells})
+            write_frame(proc.control, {"op": "tester"})
+            self.asked = True
         except OSError as exc:
             self.broken = f"the worker process could not be started ({exc})"
 
@@ -104,49 +156,108 @@ class Worker:
             return
         self.loaded = True
         try:
-            reply = self._answer(self._started + self.load_timeout)
+            reply = self._control(self._started + self.load_timeout)
             self.load_errors = reply.get("errors", [])
         except StudentError as exc:
             self.broken = f"while running the notebook's cells: {exc}"
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.process.wait()
-        for fd in (self.proc.requests, self.proc.responses):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.proc.cleanup()
-        self.proc = None
+        self._close_tester()
+        if self.proc is not None:
+            self.proc.close()
+            self.proc = None
+        self.asked = False
 
-    # -- requests ---------------------------------------------------------------------------------------
+    def _close_tester(self) -> None:
+        if self.tester >= 0:
+            os.close(self.tester)
+            self.tester = -1
+        self.loaded_probes = set()
+
+    # -- the control socket -----------------------------------------------------------------------------
     def _running(self) -> WorkerProcess:
         assert self.proc is not None, "the worker is not running"
         return self.proc
 
-    def _answer(self, deadline: float) -> dict[str, Any]:
+    def _control(self, deadline: float, fds: list[int] | None = None) -> dict[str, Any]:
+        """The loader's next frame. A loader that dies or stops answering takes the submission down: the
+        next call starts it again."""
+        proc = self._running()
         try:
-            reply = read_frame(self._running().responses, deadline)
+            reply = read_frame(proc.control, deadline, fds=fds if fds is not None else [])
         except ChannelTimeout:
-            seconds = deadline - self._sent
             self.stop()
             raise StudentError(
-                f"time limit of {seconds:.0f} s exceeded: an infinite loop, or far too slow "
-                "(is something recomputed inside a loop?)"
+                f"time limit of {deadline - self._started:.0f} s exceeded while running the notebook's cells"
             ) from None
         except ChannelClosed as exc:
-            code = self.proc.process.poll() if self.proc else None
-            if code is None and self.proc:
-                time.sleep(0.2)
-                code = self.proc.process.poll()
+            code = proc.exit_code(wait=1.0)
             self.stop()
-            raise StudentError(_death(code, str(exc), self.limits)) from None
+            self.loaded = False
+            raise StudentError(death(code, str(exc), self.limits)) from None
+        if not isinstance(reply, dict):
+            self.stop()
+            raise StudentError("the worker sent an answer that is not well formed")
+        return reply
+
+    def _get_tester(self, deadline: float) -> int:
+        if self.tester >= 0:
+            return self.tester
+        proc = self._running()
+        if not self.asked:
+            write_frame(proc.control, {"op": "tester"})
+            self.asked = True
+        fds: list[int] = []
+        reply = self._control(deadline, fds)
+        self.asked = False
+        if reply.get("event") != "ready" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            self.stop()
+            raise StudentError("the worker sent an answer that is not well formed")
+        self.tester = fds[0]
+        return self.tester
+
+    def _tester_gone(self, hung: bool, seconds: float) -> StudentError:
+        """The tester died (or hung and was stopped): what became of it, a strike against the function it was
+        in, and a fresh tester asked for."""
+        self._close_tester()
+        proc = self._running()
+        if hung:
+            write_frame(proc.control, {"op": "stop"})
+        event = self._control(time.monotonic() + EVENT_WAIT)
+        where = event.get("where") if event.get("event") == "exited" else None
+        status = event.get("status")
+        if hung:
+            why = f"time limit of {seconds:.3g} s exceeded{_place(where)}: an infinite loop, or far too slow"
+            strike = f"hung its worker twice (time limit of {seconds:.3g} s exceeded)"
+        else:
+            code = os.waitstatus_to_exitcode(status) if isinstance(status, int) else None
+            why = death(code, "the tester closed its socket", self.limits) + _place(where)
+            ended = _killed_by(code, self.limits) if code is not None and code < 0 else f"exit status {code}"
+            strike = f"brought its worker down twice ({ended})"
+        if where:
+            self._strike(proc, where, strike)
+        write_frame(proc.control, {"op": "tester"})
+        self.asked = True
+        return StudentError(why)
+
+    def _strike(self, proc: WorkerProcess, where: dict[str, Any], what: str) -> None:
+        key = (str(where["cell"]), str(where["function"]))
+        self.strikes[key] = self.strikes.get(key, 0) + 1
+        if self.strikes[key] == STRIKES:
+            reason = f"`{key[1]}` (cell {key[0]}) was not run again: it {what}"
+            write_frame(proc.control, {"op": "disable", "cell": key[0], "function": key[1], "reason": reason})
+            self._control(time.monotonic() + EVENT_WAIT)
+
+    # -- requests ---------------------------------------------------------------------------------------
+    def _answer(self, deadline: float, sent: float) -> dict[str, Any]:
+        try:
+            reply = read_frame(self.tester, deadline)
+        except ChannelTimeout:
+            raise self._tester_gone(hung=True, seconds=deadline - sent) from None
+        except ChannelClosed:
+            raise self._tester_gone(hung=False, seconds=0) from None
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
             self.stop()
             raise StudentError("the worker sent an answer that is not well formed")
@@ -156,39 +267,23 @@ class Worker:
         self.ensure_loaded()
         if self.broken:
             raise StudentError(self.broken)
-        self._sent = time.monotonic()
-        deadline = self._sent + timeout
+        sent = time.monotonic()
+        deadline = sent + timeout
+        tester = self._get_tester(max(deadline, sent + EVENT_WAIT))
         try:
             if key not in self.loaded_probes:
-                write_frame(self._running().requests, {"op": "probes", "key": key, "source": probes_source})
-                reply = self._answer(deadline)
+                write_frame(tester, {"op": "probes", "key": key, "source": probes_source})
+                reply = self._answer(deadline, sent)
                 if not reply["ok"]:
                     raise StudentError(
                         "the grader's probes could not be loaded next to this notebook: "
                         + explain(reply["error"], self.limits)
                     )
                 self.loaded_probes.add(key)
-            write_frame(self._running().requests, {"op": "call", "key": key, "name": name, "kwargs": kwargs})
+            write_frame(tester, {"op": "call", "key": key, "name": name, "kwargs": kwargs})
         except OSError:
-            code = self.proc.process.poll() if self.proc else None
-            self.stop()
-            raise StudentError(_death(code, "broken pipe", self.limits)) from None
-        reply = self._answer(deadline)
+            raise self._tester_gone(hung=False, seconds=0) from None
+        reply = self._answer(deadline, sent)
         if not reply["ok"]:
             raise StudentError(explain(reply["error"], self.limits), kind=reply["error"].get("type"))
         return reply["result"]
-
-
-def _death(code: int | None, detail: str, limits: Limits) -> str:
-    if code is not None and code < 0:
-        sig = signal.Signals(-code).name
-        why = {
-            "SIGKILL": "killed (out of memory, or a limit was reached)",
-            "SIGXCPU": f"out of CPU time (the limit is {limits.cpu_seconds} s)",
-            "SIGSEGV": "crashed (segmentation fault)",
-            "SIGXFSZ": "wrote a file larger than allowed",
-        }
-        return f"the notebook's process stopped: {why.get(sig, sig)}"
-    if code is not None:
-        return f"the notebook's process exited with status {code} (does the code call exit()?)"
-    return f"the notebook's process stopped answering ({detail})"

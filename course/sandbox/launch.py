@@ -1,35 +1,52 @@
-"""How a worker process is started: its command line, view of the file system, user id and limits.
+"""How a submission's worker starts: where it runs, what it can see, its user id and its limits.
 
-Every worker starts through `start_worker`, so isolation is decided in one place. With the sandbox (the
-default) a worker runs under bubblewrap:
+Every worker starts through `start_worker`, so isolation is decided in one place. There are three ways,
+and each result records which one graded it:
 
-- its own PID, network, IPC and UTS namespaces: no network at all, no other process visible, and killing
-  the sandbox's first process kills everything the submission started;
-- a file system made only of read-only views of the system libraries, the Python installation, the virtual
-  environment, the `course` package and the datasets, plus a private `/tmp` of bounded size; the course's
-  `autograder/`, `solutions/`, `source/`, other submissions and the gradebook are not there at all;
-- a user id of its own, not root, so that the process limit counts only this submission's processes;
-- resource limits from course.yaml (CPU time, data memory, processes, file size, open files, no core dumps).
+- **fork server** (the default): one sandboxed process per grader has imported torch and the worker's code
+  once (`zygote.py`), and forks each submission from that state into namespaces, a user id and limits of
+  its own (the zygote's docstring lists them);
+- **bubblewrap**: where the fork server cannot start, each worker is a new Python under bubblewrap, with
+  the same view, namespaces, user id and limits;
+- **none**: a plain process with the resource limits only, when the instructor passed
+  `--allow-unsandboxed` (or a learner checks their own notebook where no sandbox can start).
+
+What every sandboxed worker gets: its own PID, network, IPC and UTS namespaces (no network, no other
+process visible, and killing its first process kills everything it started); a file system made only of
+read-only views of the system libraries, the Python installation, the virtual environment, the `course`
+package and the datasets, plus a private `/tmp` of bounded size (`autograder/`, `solutions/`, `source/`,
+other submissions and the gradebook are not there at all); a user id of its own, not root, so that the
+process limit counts only this submission's processes; the resource limits of course.yaml.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import os
 import resource
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from course.config import Limits
+from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write_frame
 
 UID_BASE = 1_000_000  # sandbox user ids live above the ids of real accounts
 UIDS_PER_GRADER = 16  # ids a grading process cycles through; it never has that many workers alive at once
+# imported once by the fork server (and by each bubblewrap worker before the notebook runs): what the
+# course's notebooks import, and what `torch.optim` loads the first time an optimizer is made
+PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch._dynamo", "matplotlib",
+           "matplotlib.pyplot", "tqdm.auto", "coursedata", "course.sandbox.server")  # fmt: skip
+FORK_SERVER, BUBBLEWRAP, UNSANDBOXED = "fork server", "bubblewrap", "none"
 
 
 def _apply_limits(limits: Limits) -> Callable[[], None]:
@@ -67,11 +84,13 @@ def worker_env(home: str) -> dict[str, str]:
         "MPLBACKEND": "Agg",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
         "TQDM_DISABLE": "1",
         "CUDA_VISIBLE_DEVICES": "",
         "NO_PROXY": "*",
+        "COURSE_PRELOAD": ",".join(PRELOAD),
     }
 
 
@@ -112,58 +131,45 @@ def _system_args() -> list[str]:
     return args
 
 
-def bwrap_command(limits: Limits, uid: int, argv: list[str]) -> list[str]:
-    cmd = [
-        "bwrap",
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-        "--die-with-parent",
-        "--new-session",
-        "--hostname",
-        "sandbox",
-        # root inside bwrap only to switch to the submission's id; setpriv drops every capability after
-        "--cap-add",
-        "CAP_SETUID",
-        "--cap-add",
-        "CAP_SETGID",
-        *_system_args(),
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--perms",
-        "01777",
-        "--size",
-        str(limits.scratch_mb << 20),
-        "--tmpfs",
-        "/tmp",
-    ]
+def _view(scratch_mb: int) -> list[str]:
+    """The file system every worker sees: read-only system, Python, venv, course package and datasets; a
+    private /tmp; a minimal /dev and /proc."""
+    args = [*_system_args(), "--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "01777", "--size", str(scratch_mb << 20), "--tmpfs", "/tmp"]
     paths = visible_paths()
     # bwrap makes missing parents with mode 0700 (so /root would hide Python): make them traversable
     parents = sorted(
         {a for p in paths for a in p.parents if a != Path("/") and not _is_system(a)}, key=lambda a: len(a.parts)
     )
     for d in parents:
-        cmd += ["--perms", "0755", "--dir", str(d)]
+        args += ["--perms", "0755", "--dir", str(d)]
     for p in paths:
-        cmd += ["--ro-bind", str(p), str(p)]
-    cmd += [
-        "--chdir",
-        "/tmp",
-        "--",
-        "setpriv",
-        f"--reuid={uid}",
-        f"--regid={uid}",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--no-new-privs",
-        *argv,
-    ]
-    return cmd
+        args += ["--ro-bind", str(p), str(p)]
+    return [*args, "--chdir", "/tmp"]
+
+
+def bwrap_command(limits: Limits, uid: int, argv: list[str]) -> list[str]:
+    namespaces = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    return [
+        "bwrap", *namespaces, "--die-with-parent", "--new-session", "--hostname", "sandbox",
+        # root inside bwrap only to switch to the submission's id; setpriv drops every capability after
+        "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+        *_view(limits.scratch_mb), "--",
+        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+        "--no-new-privs", *argv,
+    ]  # fmt: skip
+
+
+def zygote_command(argv: list[str]) -> list[str]:
+    """The fork server's sandbox: the workers' view and no network; the capabilities it needs to make each
+    child's namespaces and mounts and to give it its user id (the children drop them all); the host's PID
+    namespace, so that the grader can find each child (each gets a PID namespace of its own)."""
+    return [
+        "bwrap", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+        "--new-session", "--hostname", "sandbox",
+        "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+        *_view(1), "--", *argv,
+    ]  # fmt: skip
 
 
 def _is_system(path: Path) -> bool:
@@ -207,24 +213,84 @@ def sandbox_problem() -> str | None:
     return None
 
 
-# -- starting a worker ---------------------------------------------------------------------------------------
-@dataclass
+# -- a started worker -----------------------------------------------------------------------------------------
 class WorkerProcess:
-    process: subprocess.Popen[bytes]
-    requests: int  # the grader writes requests here
-    responses: int  # and reads answers here
-    scratch: tempfile.TemporaryDirectory[str] | None = None
+    """A submission's first process (its loader), as the grader holds it: the grader's end of the loader's
+    control socket, and a way to kill everything the submission started."""
 
-    def cleanup(self) -> None:
+    isolation = UNSANDBOXED
+
+    def __init__(self, control: int):
+        self.control = control
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def exit_code(self, wait: float = 0.0) -> int | None:
+        """How the loader ended (negative: the signal that killed it), or None if it has not (yet)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.kill()
+        try:
+            os.close(self.control)
+        except OSError:
+            pass
+
+
+class PopenWorker(WorkerProcess):
+    """A worker that is a new Python: under bubblewrap, or a plain process."""
+
+    def __init__(self, control: int, process: subprocess.Popen[bytes], isolation: str,
+                 scratch: tempfile.TemporaryDirectory[str] | None = None):  # fmt: skip
+        super().__init__(control)
+        self.process = process
+        self.isolation = isolation
+        self.scratch = scratch
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
         if self.scratch is not None:
             self.scratch.cleanup()
+            self.scratch = None
+
+    def exit_code(self, wait: float = 0.0) -> int | None:
+        try:
+            return self.process.wait(wait) if wait else self.process.poll()
+        except subprocess.TimeoutExpired:
+            return None
 
 
-def start_worker(limits: Limits, sandboxed: bool = True) -> WorkerProcess:
-    """Start `python -m course.sandbox.server` in its own session with its limits: inside the sandbox, or (when the
+class ForkedWorker(WorkerProcess):
+    isolation = FORK_SERVER
+
+    def __init__(self, control: int, pid: int, server: ForkServer):
+        super().__init__(control)
+        self.pid = pid
+        self.server = server
+
+    def kill(self) -> None:
+        self.server.kill(self.pid)
+
+    def exit_code(self, wait: float = 0.0) -> int | None:
+        return self.server.exit_code(self.pid, wait)
+
+
+def _channel() -> tuple[int, int]:
+    """The control socket: the grader's end and the loader's (inheritable) end."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    theirs.set_inheritable(True)
+    return ours.detach(), theirs.detach()
+
+
+def _start_process(limits: Limits, sandboxed: bool) -> PopenWorker:
+    """`python -m course.sandbox.server` in its own session with its limits: under bubblewrap, or (when the
     instructor accepted the risk) as a plain process with only the resource limits."""
-    req_r, req_w = os.pipe()
-    resp_r, resp_w = os.pipe()
+    ours, theirs = _channel()
     argv = [sys.executable, "-m", "course.sandbox.server"]
     scratch = None
     if sandboxed:
@@ -234,18 +300,157 @@ def start_worker(limits: Limits, sandboxed: bool = True) -> WorkerProcess:
         scratch = tempfile.TemporaryDirectory(prefix="course-worker-")
         env, cwd = worker_env(scratch.name), scratch.name
         command = argv
-    env["COURSE_CHANNEL"] = f"{req_r},{resp_w}"
-    process = subprocess.Popen(
-        command,
-        pass_fds=(req_r, resp_w),
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=_apply_limits(limits),
-    )
-    os.close(req_r)
-    os.close(resp_w)
-    return WorkerProcess(process, req_w, resp_r, scratch)
+    env["COURSE_CHANNEL"] = str(theirs)
+    if sandboxed:
+        env["COURSE_SWEEP"] = "1"  # alone in the sandbox's PID namespace: it may kill what a tester left
+    try:
+        process = subprocess.Popen(command, pass_fds=(theirs,), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=_apply_limits(limits))  # fmt: skip
+    except OSError:
+        os.close(ours)
+        raise
+    finally:
+        os.close(theirs)
+    return PopenWorker(ours, process, BUBBLEWRAP if sandboxed else UNSANDBOXED, scratch)
+
+
+# -- the fork server ------------------------------------------------------------------------------------------
+class ForkServer:
+    """The grader's side of `zygote.py`: starts it, asks it for children, and keeps their exit status."""
+
+    def __init__(self) -> None:
+        self.view = _view_key()  # what its children see; a grader whose view changed needs a new server
+        self.lock = threading.Lock()
+        self.exited: dict[int, int] = {}  # child pid -> wait status
+        self.process: subprocess.Popen[bytes] | None = None
+        self.socket = -1
+        self.problem: str | None = None
+
+    def start(self, timeout: float = 120) -> str | None:
+        """Start the fork server; why it cannot start, or None."""
+        ours, theirs = _channel()
+        env = {**worker_env("/tmp"), "COURSE_ZYGOTE": str(theirs)}
+        try:
+            self.process = subprocess.Popen(zygote_command([sys.executable, "-m", "course.sandbox.zygote"]),
+                                            pass_fds=(theirs,), env=env, cwd="/", stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            start_new_session=True)  # fmt: skip
+        except OSError as exc:
+            os.close(ours)
+            return f"bubblewrap could not be started ({exc})"
+        finally:
+            os.close(theirs)
+        self.socket = ours
+        try:
+            hello = read_frame(ours, time.monotonic() + timeout)
+        except (ChannelClosed, ChannelTimeout):
+            self.stop()
+            return "the fork server did not start"
+        if not (isinstance(hello, dict) and hello.get("ready")):
+            self.stop()
+            threads = hello.get("threads") if isinstance(hello, dict) else "?"
+            return f"the fork server runs {threads} threads after its imports, and a fork copies only one"
+        return None
+
+    def _ask(self, request: dict[str, object], fds: tuple[int, ...] = (), timeout: float = 30) -> dict[str, object]:
+        """Send a request, and read frames until its answer (recording the exit events on the way)."""
+        write_frame(self.socket, request, fds=fds)
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = read_frame(self.socket, deadline)
+            if not isinstance(reply, dict):
+                raise ChannelClosed("the fork server sent something that is not an answer")
+            if reply.get("event") == "exited":
+                self.exited[int(reply["pid"])] = int(reply["status"])
+                continue
+            return reply
+
+    def spawn(self, limits: Limits, uid: int, place: Callable[[int], None] | None = None) -> ForkedWorker:
+        """A new child: its loader listens on the returned control socket. `place(pid)` runs before the
+        child makes its namespaces (to put it in control groups)."""
+        ours, theirs = _channel()
+        try:
+            with self.lock:
+                reply = self._ask({"op": "spawn", "uid": uid, "limits": dataclasses.asdict(limits)}, fds=(theirs,))
+                pid = int(str(reply["pid"]))
+                if place:
+                    place(pid)
+                self._ask({"op": "go", "pid": pid})
+        except BaseException:
+            os.close(ours)
+            raise
+        finally:
+            os.close(theirs)
+        return ForkedWorker(ours, pid, self)
+
+    def kill(self, pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGKILL)  # the grader sees the child's pid: no need to ask
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def exit_code(self, pid: int, wait: float = 0.0) -> int | None:
+        deadline = time.monotonic() + wait
+        with self.lock:
+            while pid not in self.exited:
+                try:
+                    event = read_frame(self.socket, deadline)
+                except (ChannelClosed, ChannelTimeout):
+                    return None
+                if isinstance(event, dict) and event.get("event") == "exited":
+                    self.exited[int(event["pid"])] = int(event["status"])
+            return os.waitstatus_to_exitcode(self.exited.pop(pid))
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.process.wait()
+            self.process = None
+        if self.socket >= 0:
+            os.close(self.socket)
+            self.socket = -1
+
+
+_fork_server: ForkServer | None = None
+
+
+def _view_key() -> tuple[object, ...]:
+    """What a fork server's children see and inherit, fixed when it starts: the file system and the env."""
+    return tuple(visible_paths()), tuple(sorted(worker_env("/tmp").items()))
+
+
+def fork_server_problem() -> str | None:
+    """Why this grader has no fork server (it then starts a bubblewrap worker per submission), or None."""
+    global _fork_server
+    if os.environ.get("COURSE_SANDBOX") == BUBBLEWRAP:
+        return "COURSE_SANDBOX=bubblewrap asks for a new sandbox per worker"
+    if _fork_server is not None and _fork_server.view != _view_key():
+        _fork_server.stop()  # the data cache moved, say: start one that sees it
+        _fork_server = None
+    if _fork_server is not None and _fork_server.alive():
+        return None
+    if _fork_server is not None and _fork_server.problem:
+        return _fork_server.problem
+    server = ForkServer()
+    server.problem = server.start()
+    _fork_server = server
+    return server.problem
+
+
+def start_worker(limits: Limits, sandboxed: bool = True) -> WorkerProcess:
+    """Start a submission's worker (its loader, listening on the control socket it returns)."""
+    if sandboxed and fork_server_problem() is None:
+        assert _fork_server is not None
+        try:
+            return _fork_server.spawn(limits, _next_uid())
+        except (ChannelClosed, ChannelTimeout, OSError) as exc:
+            _fork_server.problem = f"the fork server stopped answering ({exc})"
+            _fork_server.stop()
+    return _start_process(limits, sandboxed)

@@ -1,28 +1,56 @@
-"""The worker: the process that holds a submission's code. It runs apart from the grader and answers only through the
-grader's channel (two pipe descriptors named in COURSE_CHANNEL); the student's stdout, stderr, exit status
-and files are never read.
+"""The worker: the processes that hold a submission's code. They run apart from the grader and answer only
+through the grader's sockets; the student's stdout, stderr, exit status and files are never read.
 
-Requests: {"op": "run", "cells": [[label, source], ...]}  — define the notebook's code
-          {"op": "probes", "key": k, "source": s}         — load a suite's probe functions
-          {"op": "call", "key": k, "name": n, "kwargs": {...}} — run one probe against the notebook
+One submission is two processes, both started before any of its tests:
+
+- the *loader* runs the notebook's cells once (its definitions), then forks
+- a *tester* for the tests to use: it answers the grader's probes on its own Unix socket, from the loaded
+  state. When the tester dies (os._exit, a crash) or hangs and the grader asks for it to be stopped, the
+  loader reaps it, kills whatever else the submission left running, and forks a fresh tester: the next
+  test pays a fork, not a new Python that imports torch and runs the notebook again.
+
+The loader speaks on the control socket:
+  {"op": "run", "cells": [[label, source], ...]}  -> {"ok": true, "errors": [...]}   define the notebook's code
+  {"op": "disable", "cell", "function", "reason"} -> {"ok": true, "found": n}        make a function raise at once
+  {"op": "tester"} -> {"event": "ready"} + the grader's end of the new tester's socket; then, once it has died,
+                      {"event": "exited", "status": S, "where": W}  (S: its wait status; W: its innermost
+                      student frame, when its stack could be read)
+  {"op": "stop"}   (while a tester runs) stop it: it hung
+The tester speaks on its own socket:
+  {"op": "probes", "key": k, "source": s}            load a suite's probe functions
+  {"op": "call", "key": k, "name": n, "kwargs": {}}  run one probe against the notebook
+
+This module is the trust boundary: it imports only the standard library and the wire protocol.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import linecache
 import os
+import re
+import select
+import signal
+import socket
 import sys
 import traceback
-from types import CodeType
+from types import CodeType, FunctionType
 from typing import Any
 
 from course.sandbox.wire import ChannelClosed, read_frame, write_frame
 
 STUDENT_FILE = "<cell "
+DUMP_SIGNAL = signal.SIGUSR1  # the loader asks a hanging tester where it is before it is stopped
+PR_SET_PDEATHSIG = 1
+DISABLED = "__course_disabled__"  # the name a disabled function's stub raises, in the notebook's namespace
 
 
 class MissingDefinition(AttributeError):
     pass
+
+
+class DisabledFunction(Exception):
+    """Raised by a student function that killed or hung its tester too often to be run again."""
 
 
 class Notebook:
@@ -91,47 +119,226 @@ def run_cells(cells: list[list[str]], namespace: dict[str, Any]) -> list[dict[st
     return errors
 
 
-def serve(req_fd: int, resp_fd: int) -> None:
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+def preload(modules: list[str]) -> None:
+    """Import what every notebook needs before the first fork, so that each tester shares it."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+
+
+# -- the tester ------------------------------------------------------------------------------------------------
+def serve_tests(sock: int, namespace: dict[str, Any]) -> None:
+    """Answer the grader's probe calls until the socket closes."""
     probe_spaces: dict[str, dict[str, Any]] = {}
     while True:
         try:
-            request = read_frame(req_fd)
+            request = read_frame(sock)
         except ChannelClosed:
             return
-        op = request.get("op")
+        op = request.get("op") if isinstance(request, dict) else None
         try:
-            if op == "run":
-                reply = {"ok": True, "errors": run_cells(request["cells"], namespace)}
-            elif op == "probes":
-                space = {"__name__": "probes"}
+            if op == "probes":
+                space: dict[str, Any] = {"__name__": "probes"}
                 exec(compile_code(request["source"], "<probes>"), space)
                 probe_spaces[request["key"]] = space
-                reply = {"ok": True}
+                reply: dict[str, Any] = {"ok": True}
             elif op == "call":
                 fn = probe_spaces[request["key"]][request["name"]]
-                result = fn(Notebook(namespace), **request["kwargs"])
-                reply = {"ok": True, "result": result}
-            elif op == "exit":
-                return
+                reply = {"ok": True, "result": fn(Notebook(namespace), **request["kwargs"])}
             else:
-                reply = {
-                    "ok": False,
-                    "error": {"type": "ProtocolError", "message": f"unknown op {op!r}", "where": None},
-                }
+                reply = {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {op!r}"}}
         except BaseException as exc:
             reply = {"ok": False, "error": describe_error(exc)}
         try:
-            write_frame(resp_fd, reply)
+            write_frame(sock, reply)
         except TypeError as exc:  # the result holds something that cannot cross the channel
-            write_frame(resp_fd, {"ok": False, "error": {"type": "TypeError", "message": str(exc), "where": None}})
+            write_frame(sock, {"ok": False, "error": {"type": "TypeError", "message": str(exc), "where": None}})
+        except OSError:
+            return
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _start_tester(ctl: int, namespace: dict[str, Any]) -> tuple[int, int, int]:
+    """Fork a tester; returns (its pid, the grader's end of its socket, the read end of its stack dumps)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    dump_r, dump_w = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _die_with_parent()
+            if os.getppid() != parent:
+                os._exit(1)
+            os.close(ctl)
+            os.close(dump_r)
+            theirs.close()
+            # where the tester was when it crashed or hung: the loader reads it, names the function
+            faulthandler.enable(file=dump_w, all_threads=False)
+            faulthandler.register(DUMP_SIGNAL, file=dump_w, all_threads=False, chain=False)
+            serve_tests(ours.fileno(), namespace)
+        finally:
+            os._exit(0)
+    ours.close()
+    os.close(dump_w)
+    return pid, theirs.detach(), dump_r
+
+
+def _read_dump(fd: int) -> dict[str, Any] | None:
+    """The innermost student frame of a faulthandler dump: {"cell", "line", "function"}, or None."""
+    data = b""
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    for line in data.decode(errors="replace").splitlines():  # most recent call first
+        m = re.match(r'\s*File "<cell (.+)>", line (\d+) in (\S+)', line)
+        if m:
+            return {"cell": m.group(1), "line": int(m.group(2)), "function": m.group(3)}
+    return None
+
+
+def _sweep() -> None:
+    """Kill every process of the submission but this one (and its namespace's init), and reap them: what a
+    dead tester started does not live on into the next one. kill(-1) reaches every process of the PID
+    namespace at once, so a fork bomb cannot outrun it."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    for _ in range(1000):  # a killed process takes a moment to become a zombie
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            select.select([], [], [], 0.005)
+
+
+def disable(namespace: dict[str, Any], cell: str, function: str, reason: str) -> int:
+    """Make every function of the notebook defined as `function` in `cell` raise DisabledFunction(reason)
+    when called, wherever it is referenced from. Returns how many were found."""
+    namespace[DISABLED] = DisabledFunction
+    found = 0
+    for fn in _functions(namespace):
+        code = fn.__code__
+        if code.co_filename == f"{STUDENT_FILE}{cell}>" and code.co_name == function:
+            fn.__code__ = _raising_code(code, reason)
+            found += 1
+    return found
+
+
+def _functions(namespace: dict[str, Any]) -> list[FunctionType]:
+    """The notebook's functions: top-level ones and the methods of its classes."""
+    out: list[FunctionType] = []
+    for value in list(namespace.values()):
+        candidates = [value]
+        if isinstance(value, type) and value.__module__ == "__main__":
+            candidates += list(vars(value).values())
+        for c in candidates:
+            c = getattr(c, "__func__", c)  # staticmethod, classmethod
+            c = getattr(c, "fget", c)  # property
+            if isinstance(c, FunctionType) and c not in out:
+                out.append(c)
+    return out
+
+
+def _raising_code(code: CodeType, reason: str) -> CodeType:
+    """A code object with the same free variables as `code` that raises DisabledFunction(reason)."""
+    names = [f"_v{i}" for i in range(len(code.co_freevars))]
+    body = "".join(f"    {v} = None\n" for v in names) + "    def stub(*args, **kwargs):\n"
+    body += f"        ({', '.join(names)},)\n" if names else ""
+    body += f"        raise {DISABLED}({reason!r})\n    return stub\n"
+    space: dict[str, Any] = {}
+    exec(compile_code("def outer():\n" + body, code.co_filename), space)
+    stub: CodeType = space["outer"]().__code__
+    return stub.replace(co_name=code.co_name, co_qualname=code.co_qualname)
+
+
+# -- the loader ------------------------------------------------------------------------------------------------
+def serve_submission(ctl: int, sweep: bool) -> None:
+    """Answer the grader's control requests until it hangs up: run the cells, disable a function, start a
+    tester (and watch it until it dies or the grader has it stopped). `sweep`: the loader is alone in a PID
+    namespace of its own, so that what a dead tester left running can be killed."""
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    while True:
+        try:
+            request = read_frame(ctl)
+        except ChannelClosed:
+            return
+        op = request.get("op") if isinstance(request, dict) else None
+        if op == "run":
+            write_frame(ctl, {"ok": True, "errors": run_cells(request["cells"], namespace)})
+        elif op == "disable":
+            found = disable(namespace, str(request["cell"]), str(request["function"]), str(request["reason"]))
+            write_frame(ctl, {"ok": True, "found": found})
+        elif op == "tester":
+            try:
+                pid, theirs, dump = _start_tester(ctl, namespace)
+            except OSError:  # out of processes: what the last tester left is still dying
+                if sweep:
+                    _sweep()
+                pid, theirs, dump = _start_tester(ctl, namespace)
+            write_frame(ctl, {"event": "ready"}, fds=(theirs,))
+            os.close(theirs)
+            status = _watch(ctl, pid)
+            if status is None:  # the grader hung up
+                return
+            if sweep:
+                _sweep()
+            write_frame(ctl, {"event": "exited", "status": status, "where": _read_dump(dump)})
+        else:
+            write_frame(ctl, {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {op!r}"}})
+
+
+def _watch(ctl: int, pid: int) -> int | None:
+    """Wait for the tester to die, or for the grader to have it stopped: its wait status, or None when the
+    grader hung up."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        while True:
+            ready = select.select([ctl, pidfd], [], [])[0]
+            if pidfd in ready:
+                return os.waitpid(pid, 0)[1]
+            try:
+                request = read_frame(ctl)
+            except ChannelClosed:
+                os.kill(pid, signal.SIGKILL)
+                return None
+            if isinstance(request, dict) and request.get("op") == "stop":
+                _stop(pid, pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def _stop(pid: int, pidfd: int) -> None:
+    """Ask the tester where it is (its stack goes to the dump pipe), then kill it."""
+    try:
+        os.kill(pid, DUMP_SIGNAL)
+        select.select([pidfd], [], [], 0.25)  # a dump takes microseconds; a tester that ignores it is killed
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def main() -> None:
-    req_fd, resp_fd = (int(x) for x in os.environ.pop("COURSE_CHANNEL").split(","))
+    """`python -m course.sandbox.server`: one submission's loader, in a sandbox of its own."""
+    ctl = int(os.environ.pop("COURSE_CHANNEL"))
+    sweep = os.environ.pop("COURSE_SWEEP", "") == "1"  # set only inside a sandbox's PID namespace
+    preload([m for m in os.environ.pop("COURSE_PRELOAD", "").split(",") if m])
     os.environ.setdefault("MPLBACKEND", "Agg")
     sys.argv = ["notebook"]
-    serve(req_fd, resp_fd)
+    serve_submission(ctl, sweep)
     os._exit(0)
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import select
+import socket
 import struct
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 MAX_FRAME = 1 << 30  # one answer may carry at most 1 GiB of arrays
+MAX_FDS = 4  # descriptors one control frame may carry
 _NUMERIC_KINDS = set("biufc")  # bool, int, uint, float, complex: no object arrays, ever
 
 
@@ -73,7 +75,23 @@ def encode(message: dict[str, Any]) -> bytes:
     return b"".join([struct.pack(">I", len(header)), header, *(a.tobytes() for a in arrays)])
 
 
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+def _receive(fd: int, n: int, fds: list[int] | None) -> bytes:
+    """Up to n bytes; on a socket, with the descriptors that came with them appended to `fds`."""
+    try:
+        if fds is None:
+            return os.read(fd, n)
+        sock = socket.socket(fileno=fd)
+        try:
+            data, passed, _, _ = socket.recv_fds(sock, n, MAX_FDS)
+        finally:
+            sock.detach()
+        fds.extend(passed)
+        return data
+    except ConnectionError:
+        return b""
+
+
+def _read_exact(fd: int, n: int, deadline: float | None, fds: list[int] | None = None) -> bytes:
     chunks, got = [], 0
     while got < n:
         if deadline is not None:
@@ -82,7 +100,7 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
             left = max(deadline - time.monotonic(), 0)
             if not select.select([fd], [], [], left)[0]:
                 raise ChannelTimeout()
-        chunk = os.read(fd, min(n - got, 1 << 20))
+        chunk = _receive(fd, min(n - got, 1 << 20), fds)
         if not chunk:
             raise ChannelClosed("the channel was closed")
         chunks.append(chunk)
@@ -90,12 +108,14 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame(fd: int, deadline: float | None = None) -> Any:
-    (size,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
+def read_frame(fd: int, deadline: float | None = None, fds: list[int] | None = None) -> Any:
+    """One frame. With `fds` (a list), `fd` is a Unix socket and the descriptors passed with the frame's
+    bytes (SCM_RIGHTS) are appended to it."""
+    (size,) = struct.unpack(">I", _read_exact(fd, 4, deadline, fds))
     if size > MAX_FRAME:
         raise ChannelClosed("a frame header was larger than allowed")
     try:
-        header = json.loads(_read_exact(fd, size, deadline))
+        header = json.loads(_read_exact(fd, size, deadline, fds))
         arrays = []
         for dtype, shape in header["arrays"]:
             dt = np.dtype(dtype)
@@ -111,7 +131,14 @@ def read_frame(fd: int, deadline: float | None = None) -> Any:
         raise ChannelClosed(f"malformed frame: {exc}") from None
 
 
-def write_frame(fd: int, message: dict[str, Any]) -> None:
+def write_frame(fd: int, message: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
+    """Send one frame; `fds` (on a Unix socket) travel with its first bytes."""
     data = memoryview(encode(message))
+    if fds:
+        sock = socket.socket(fileno=fd)
+        try:
+            data = data[socket.send_fds(sock, [data], list(fds)) :]
+        finally:
+            sock.detach()
     while data:
         data = data[os.write(fd, data) :]

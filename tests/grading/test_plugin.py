@@ -55,6 +55,7 @@ class InProcessWorker:
         self.load_errors: list[dict[str, Any]] = []
         self.probes: dict[str, dict[str, Any]] = {}
         self.stopped = False
+        self.isolation = "in process"
         for _, source in cells:
             exec(source, self.namespace)
 
