@@ -101,7 +101,9 @@ def trajectory(nb, seed, optimizer, settings, extra=None, group2=None, steps=8, 
                 group["lr"] = group["lr"] / 2
         opt.step()
         path.append(torch.cat([p.detach().reshape(-1) for p in params]).clone())
-    return {"path": torch.stack(path)}
+    # how many tensors shaped like each parameter its entry of opt.state holds (the optimizer's memory)
+    kept = [sum(torch.is_tensor(v) and v.shape == p.shape for v in opt.state[p].values()) for p in params]
+    return {"path": torch.stack(path), "state tensors per parameter": kept}
 
 
 def same_trajectory(student, reference, seed, ours, theirs, what, **kwargs):
@@ -110,6 +112,7 @@ def same_trajectory(student, reference, seed, ours, theirs, what, **kwargs):
     check(is_finite(found["path"]), f"{what}: the parameters became nan or inf")
     assert_close(found["path"], expected["path"], atol=1e-10, rtol=1e-8,
                  what=f"{what}: the parameters after each step (rows: steps) compared with {theirs.replace('torch.', 'torch.optim.')}'s")
+    return found
 
 
 # -- sigmoid_losses ---------------------------------------------------------------------------------------------
@@ -208,6 +211,17 @@ def test_sgd_momentum_matches_torch(student, reference, seed):
 
 
 @pytest.mark.exercise("sgd_momentum")
+def test_sgd_velocity_kept_in_state(student, reference, seed):
+    """The velocity of each parameter is kept in self.state[p] (the per-parameter dict that torch.optim.Optimizer
+    provides, and that optimizer.state_dict() saves with a checkpoint), as a tensor of the parameter's shape."""
+    found = same_trajectory(student, reference, seed, "SGDMomentum", "torch.SGD", "SGDMomentum(lr=0.05, momentum=0.9)",
+                            settings=dict(lr=0.05, momentum=0.9), steps=3)
+    check(all(n >= 1 for n in found["state tensors per parameter"]),
+          "after 3 steps, self.state[p] should hold p's velocity, a tensor of p's shape, for every parameter p; found "
+          f"{found['state tensors per parameter']} such tensors for the three parameters")
+
+
+@pytest.mark.exercise("sgd_momentum")
 def test_sgd_weight_decay(student, reference, seed):
     """With weight_decay, the decay goes into the gradient before the momentum: g = p.grad + weight_decay * p, as
     in torch.optim.SGD (L2 decay, not a separate shrink of p)."""
@@ -233,6 +247,17 @@ def test_adam_matches_torch(student, reference, seed):
     bias-corrected by 1 - beta**t with the parameter's own step count t, then p -= lr * m_hat / (sqrt(v_hat) + eps)."""
     for settings in [dict(lr=0.01), dict(lr=0.1)]:
         same_trajectory(student, reference, seed, "Adam", "torch.Adam", f"Adam({settings})", settings=settings)
+
+
+@pytest.mark.exercise("adam")
+def test_adam_moments_kept_in_state(student, reference, seed):
+    """m and v of each parameter are kept in self.state[p], as tensors of the parameter's shape (with its step
+    count t), so that optimizer.state_dict() saves them with a checkpoint."""
+    found = same_trajectory(student, reference, seed, "Adam", "torch.Adam", "Adam(lr=0.01)", settings=dict(lr=0.01),
+                            steps=3)
+    check(all(n >= 2 for n in found["state tensors per parameter"]),
+          "after 3 steps, self.state[p] should hold m and v, tensors of p's shape, for every parameter p; found "
+          f"{found['state tensors per parameter']} such tensors for the three parameters")
 
 
 @pytest.mark.exercise("adam")

@@ -18,7 +18,7 @@ def normalize_rows(x):
 
 
 def pairwise_sq_dists(a, b):
-    """Squared Euclidean distance between every row of a and every row of b, by broadcasting (no Python loop).
+    """Squared Euclidean distance between every row of a and every row of b, computed by broadcasting.
 
     a: [N, D], b: [M, D]  ->  [N, M] with out[i, j] = sum over k of (a[i, k] - b[j, k]) ** 2
     """
