@@ -94,7 +94,7 @@ class Adam(torch.optim.Optimizer):
           or, decoupled:  g = p.grad  and  p = p - lr * weight_decay * p
         m = beta1 * m + (1 - beta1) * g                     (m and v start at 0)
         v = beta2 * v + (1 - beta2) * g ** 2
-        m_hat = m / (1 - beta1 ** t),   v_hat = v / (1 - beta2 ** t)
+        m_hat = m / (1 - beta1**t),   v_hat = v / (1 - beta2**t)
         p = p - lr * m_hat / (sqrt(v_hat) + eps)
 
     Each parameter group uses its own settings, read at every step; a parameter whose .grad is None is skipped
