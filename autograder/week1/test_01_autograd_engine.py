@@ -395,7 +395,7 @@ def mlp_outputs(nb, seed):
     rng = random.Random(seed)
     xs = [[rng.uniform(-2, 2) for _ in range(3)] for _ in range(4)]
     out = {}
-    for act in ("tanh", "relu", "linear"):
+    for act in ("tanh", "relu", "sigmoid", "linear"):
         n = nb.Neuron(3, activation=act)
         set_weights(nb, [n], rng)
         out[f"Neuron(3, {act!r})"] = [float(n(x).data) for x in xs]
@@ -414,6 +414,9 @@ def mlp_outputs(nb, seed):
     model = nb.MLP(3, [1, 3, 1])
     set_weights(nb, [n for layer in model.layers for n in layer.neurons], rng)
     out["MLP(3, [1, 3, 1]) (a hidden layer of one neuron)"] = [float(model(x).data) for x in xs]
+    model = nb.MLP(3, [3, 2, 1], activation="sigmoid")
+    set_weights(nb, [n for layer in model.layers for n in layer.neurons], rng)
+    out["MLP(3, [3, 2, 1], activation='sigmoid')"] = [float(model(x).data) for x in xs]
     return out
 
 
@@ -663,7 +666,7 @@ def test_parameter_counts(student, reference):
 @pytest.mark.exercise("mlp")
 def test_outputs_with_given_weights(student, reference, seed):
     """With the weights set by the grader: a neuron computes activation(w · x + b) with its own activation
-    ('tanh', 'relu' or 'linear'); a layer always returns a list (of one Value when it has one neuron); an MLP
+    ('tanh', 'relu', 'sigmoid' or 'linear'); a layer always returns a list (of one Value when it has one neuron); an MLP
     applies its hidden layers with `activation` and a *linear* last layer, and returns a single Value when the last
     layer has one neuron."""
     found = student(mlp_outputs, seed=seed)

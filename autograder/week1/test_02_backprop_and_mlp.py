@@ -224,15 +224,22 @@ def digits_run(nb, seed):
 
 @probe
 def train_history(nb, seed):
-    """A 3-epoch run on digits with test data: the lengths and ranges of the returned history."""
+    """A 3-epoch run on digits split into training, validation and test data: the history, and what the
+    notebook's evaluate says of the trained model on each of the three sets."""
     import torch
     from coursedata import digits
-    data = digits()
+    full = digits()
+    order = torch.randperm(len(full["x_train"]), generator=torch.Generator().manual_seed(seed))
+    val, keep = order[:200], order[200:]
+    data = {"x_train": full["x_train"][keep], "y_train": full["y_train"][keep],
+            "x_val": full["x_train"][val], "y_val": full["y_train"][val],
+            "x_test": full["x_test"], "y_test": full["y_test"]}
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
     history = nb.train(model, data, epochs=3, lr=3e-3, batch_size=32, seed=seed, progress=False)
+    after = {name: float(nb.evaluate(model, data[f"x_{name}"], data[f"y_{name}"])) for name in ("val", "test", "train")}
     return {"keys": sorted(history), "loss": [float(v) for v in history["loss"]],
-            "test_acc": [float(v) for v in history["test_acc"]]}
+            "val_acc": [float(v) for v in history.get("val_acc", [])], "evaluate_after": after}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -470,14 +477,21 @@ def test_train_epoch_steps(student, reference, seed):
 
 @pytest.mark.exercise("training_loop")
 def test_train_history(student, seed):
-    """train returns {"loss": [...], "test_acc": [...]} with one entry per epoch; test_acc comes from evaluate on the test data."""
+    """train returns {"loss": [...], "val_acc": [...]} with one entry per epoch; val_acc is evaluate(model,
+    data["x_val"], data["y_val"]) after each epoch: the validation data, never the test or the training data."""
     found = student(train_history, seed=seed, timeout=60)
-    check({"loss", "test_acc"} <= set(found["keys"]), f"train's history has keys {found['keys']}, "
-                                                       "expected 'loss' and 'test_acc'")
-    check(len(found["loss"]) == 3 and len(found["test_acc"]) == 3,
-          f"after 3 epochs the history holds {len(found['loss'])} losses and {len(found['test_acc'])} "
+    check({"loss", "val_acc"} <= set(found["keys"]), f"train's history has keys {found['keys']}, "
+                                                      "expected 'loss' and 'val_acc'")
+    check(len(found["loss"]) == 3 and len(found["val_acc"]) == 3,
+          f"after 3 epochs the history holds {len(found['loss'])} losses and {len(found['val_acc'])} "
           "accuracies, expected 3 of each")
     check(is_finite(found["loss"]), f"training losses {found['loss']} are not finite")
+    last, after = found["val_acc"][-1], found["evaluate_after"]
+    if abs(last - after["val"]) > 1e-9:
+        on = [name for name in ("test", "train") if abs(last - after[name]) <= 1e-9]
+        raise AssertionError(f"the last val_acc is {last:.6g}, but evaluate on data['x_val'], data['y_val'] gives "
+                             f"{after['val']:.6g} for the trained model"
+                             + (f" ({last:.6g} is its accuracy on the {on[0]} data)" if on else ""))
 
 
 @pytest.mark.exercise("training_loop")

@@ -216,10 +216,10 @@ class Module:
 
 
 class Neuron(Module):
-    """activation(w · x + b) for an input x of `nin` numbers.   activation: 'tanh', 'relu' or 'linear'."""
+    """activation(w · x + b) for an input x of `nin` numbers.   activation: 'tanh', 'relu', 'sigmoid' or 'linear'."""
 
     def __init__(self, nin, activation='tanh'):
-        assert activation in ('tanh', 'relu', 'linear'), activation
+        assert activation in ('tanh', 'relu', 'sigmoid', 'linear'), activation
         self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
         self.b = Value(0.0)
         self.activation = activation
@@ -232,6 +232,8 @@ class Neuron(Module):
             return act.tanh()
         if self.activation == 'relu':
             return act.relu()
+        if self.activation == 'sigmoid':
+            return act.sigmoid()
         return act
         ### END SOLUTION
 

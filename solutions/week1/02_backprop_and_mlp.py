@@ -208,12 +208,13 @@ def train(model, data, epochs=20, lr=3e-3, batch_size=32, seed=0, optimizer_cls=
     Uses optimizer_cls(model.parameters(), lr=lr), reshuffles every epoch (torch.Generator seeded with `seed`),
     shows a tqdm progress bar unless progress=False; each epoch is one call of train_epoch on make_batches(...).
     Returns the history, a dict of lists with one entry per epoch: "loss" (the mean of the epoch's step losses)
-    and, when data has "x_test"/"y_test", "test_acc" (evaluate on the test data after the epoch).
+    and, when data has "x_val"/"y_val", "val_acc" (evaluate on the validation data after the epoch). The test
+    data, if data holds any, is not used: it is kept for one last measurement of the chosen model.
     """
     device = next(model.parameters()).device
     x, y = data["x_train"].to(device), data["y_train"].to(device)
     generator = torch.Generator().manual_seed(seed)
-    history = {"loss": [], "test_acc": []}
+    history = {"loss": [], "val_acc": []}
     ### BEGIN SOLUTION
     optimizer = optimizer_cls(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
@@ -221,8 +222,8 @@ def train(model, data, epochs=20, lr=3e-3, batch_size=32, seed=0, optimizer_cls=
     for _ in bar:
         losses = train_epoch(model, make_batches(x, y, batch_size, generator), optimizer, loss_fn)
         history["loss"].append(sum(losses) / len(losses))
-        if "x_test" in data:
-            history["test_acc"].append(evaluate(model, data["x_test"], data["y_test"]))
-            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", test_acc=f"{history['test_acc'][-1]:.3f}")
+        if "x_val" in data:
+            history["val_acc"].append(evaluate(model, data["x_val"], data["y_val"]))
+            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", val_acc=f"{history['val_acc'][-1]:.3f}")
     ### END SOLUTION
     return history
