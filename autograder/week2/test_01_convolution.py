@@ -2,7 +2,9 @@
 
 Every probe builds its inputs from `seed` in float64: odd, non-square images and kernels, different strides and
 paddings per dimension, batches of one, in-channels different from out-channels, bias on and off, random
-upstream gradients, and (for pooling) values without ties in no particular order.
+upstream gradients, and (for pooling) values without ties in no particular order. What the notebook forbids
+(PyTorch's own convolution in the hand-written forward passes, autograd in the backward pass) is checked by
+making those calls raise, and by running the backward pass under torch.inference_mode().
 """
 import pytest
 
@@ -225,6 +227,46 @@ def layer_init(nb, seed):
     return stats
 
 
+@probe
+def forbidden_calls(nb, fn, seed, **cfg):
+    """nb.<fn> on a convolution's inputs while PyTorch's convolutions (F.conv2d, F.conv_transpose2d and their
+    torch.* twins) and, for conv2d_naive, F.unfold raise when called: which of them it called. conv2d_backward
+    runs under torch.inference_mode() instead, where autograd cannot record a graph."""
+    import torch
+    import torch.nn.functional as F
+    x, weight, b, stride, padding = conv_inputs(seed, **cfg)
+    names = {"conv2d_naive": ["conv2d", "conv_transpose2d", "unfold"], "conv2d_unfold": ["conv2d", "conv_transpose2d"],
+             "conv2d_backward": []}[fn]
+    called = []
+    saved = {(module, name): getattr(module, name) for module in (F, torch) for name in names if hasattr(module, name)}
+
+    def forbid(label):
+        def raiser(*args, **kwargs):
+            called.append(label)
+            raise RuntimeError(f"{label} may not be used here")
+        return raiser
+
+    for (module, name) in saved:
+        setattr(module, name, forbid(("F." if module is F else "torch.") + name))
+    error = ""
+    try:
+        if fn == "conv2d_backward":
+            pair = (lambda v: v if isinstance(v, tuple) else (v, v))
+            H_out = (x.shape[2] + 2 * pair(padding)[0] - weight.shape[2]) // pair(stride)[0] + 1
+            W_out = (x.shape[3] + 2 * pair(padding)[1] - weight.shape[3]) // pair(stride)[1] + 1
+            g = torch.Generator().manual_seed(seed + 1)
+            dout = torch.randn(x.shape[0], weight.shape[0], H_out, W_out, generator=g, dtype=torch.float64)
+            with torch.inference_mode():
+                nb.conv2d_backward(dout, x, weight, stride, padding)
+        else:
+            getattr(nb, fn)(x, weight, b, stride, padding)
+    except Exception as exc:                       # reported: a forbidden call, or autograd in inference mode
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    finally:
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
+    return {"called": sorted(set(called)), "error": error}
+
 # ---------------------------------------------------------------------------------------------------------
 # conv_naive
 # ---------------------------------------------------------------------------------------------------------
@@ -248,6 +290,14 @@ def test_conv2d_naive_matches_F_conv2d(student, reference, seed):
     check(found["input_unchanged"], "conv2d_naive changed its input x in place: pad a copy (F.pad returns one)")
     _agree(student, reference, conv_case, [BASIC], ["out"], "conv2d_naive", against_torch=True, fn="conv2d_naive",
            seed=seed)
+
+@pytest.mark.exercise("conv_naive")
+def test_conv2d_naive_computes_the_sums_itself(student, seed):
+    """conv2d_naive computes each window's sum itself, with tensor operations on the window: no F.conv2d and no F.unfold."""
+    found = student(forbidden_calls, fn="conv2d_naive", seed=seed, **BASIC)
+    check(not found["called"], f"conv2d_naive called {', '.join(found['called'])}: compute each output from its window "
+                               "with Python loops over the positions and output channels")
+    check(not found["error"], f"conv2d_naive failed: {found['error']}")
 
 
 @pytest.mark.exercise("conv_naive")
@@ -288,6 +338,15 @@ def test_conv2d_unfold_is_vectorized(student, seed):
     check(ratio <= 20, f"conv2d_unfold took {1e3 * found['student']:.2f} ms on x [1, 3, 64, 64] with 4 filters 3x3, "
                        f"{ratio:.0f} times the {1e3 * found['reference']:.2f} ms of one F.unfold and one matrix "
                        "product (at most 20 times allowed): remove the Python loops")
+
+
+@pytest.mark.exercise("conv_vectorized")
+def test_conv2d_unfold_uses_unfold_and_a_product(student, seed):
+    """conv2d_unfold does the work with F.unfold and a matrix product, not by calling F.conv2d."""
+    found = student(forbidden_calls, fn="conv2d_unfold", seed=seed, **STRIDED[1])
+    check(not found["called"], f"conv2d_unfold called {', '.join(found['called'])}: unfold the input and multiply it "
+                               "by w.reshape(C_out, -1)")
+    check(not found["error"], f"conv2d_unfold failed: {found['error']}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -331,6 +390,14 @@ def test_conv2d_backward_strides_and_batches(student, reference, seed):
     """With strides, paddings and batches of several examples: dw and db are SUMS over the batch (not means), and dx sums the contributions of every window that covered a pixel."""
     _agree(student, reference, conv_backward_case, STRIDED + CHANNELS[1:], ["dx", "dw", "db"], "conv2d_backward",
            seed=seed)
+
+@pytest.mark.exercise("conv_backward")
+def test_conv2d_backward_by_hand(student, seed):
+    """conv2d_backward computes the gradients by hand, without autograd: it must work under torch.inference_mode(), where autograd records nothing."""
+    for cfg in (BASIC, STRIDED[1]):
+        found = student(forbidden_calls, fn="conv2d_backward", seed=seed, **cfg)
+        check(not found["error"], f"conv2d_backward failed under torch.inference_mode(), where autograd records "
+                                  f"nothing ({found['error']}): compute the gradients without autograd")
 
 
 @pytest.mark.exercise("conv_backward")

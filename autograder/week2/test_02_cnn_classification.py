@@ -1,8 +1,11 @@
-"""Hidden tests for week2/02_cnn_classification: training, seeing and varying a CNN.
+"""Hidden tests for week2/02_cnn_classification: training, seeing and designing a CNN.
 
 Models are compared with the reference by giving both the same weights, by name, in float64; the training loop
 is replayed step by step on a tiny problem; the student's CNN trained by the student's loop must reach a stated
 accuracy on digits within a CPU budget, and the student's CNN1D one on MNIST-1D (with the probe's own loop).
+Receptive fields are compared with the reference's on stacks of real layers. The student's own architecture for
+the lost digits is not compared with anything: trained by the probe's copy of the notebook's recipe, it must
+reach a stated test accuracy within a parameter and CPU budget.
 """
 import pytest
 
@@ -396,6 +399,215 @@ def test_feature_maps(student, reference, seed):
         assert_close(found["maps"], expected["maps"], atol=1e-12, rtol=1e-10,
                      what=f"the feature maps of [{n}, {c}, {size}, {size}] (after conv1 and ReLU, before pooling)")
 
+
+# ---------------------------------------------------------------------------------------------------------
+# receptive fields
+# ---------------------------------------------------------------------------------------------------------
+
+@probe
+def fields_case(nb, layers, axis, as_list=False):
+    """receptive_field of the stack described by `layers` ([nn class name, keyword arguments] each), given as an
+    nn.Sequential (or a list), with axis=`axis` (None: the default); the fields as lists, and their types."""
+    import torch.nn as nn
+    built = [getattr(nn, kind)(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+             for kind, kwargs in layers]
+    stack = built if as_list else nn.Sequential(*built)
+    fields = nb.receptive_field(stack) if axis is None else nb.receptive_field(stack, axis=axis)
+    return {"is_list": isinstance(fields, list), "n": len(fields),
+            "types": [[type(v).__name__ for v in f] for f in fields],
+            "fields": [[int(v) for v in f] for f in fields]}
+
+
+CNN_STACK = [["Conv2d", dict(in_channels=1, out_channels=32, kernel_size=3, padding=1)], ["ReLU", {}],
+             ["MaxPool2d", dict(kernel_size=2)], ["Conv2d", dict(in_channels=32, out_channels=64, kernel_size=3, padding=1)],
+             ["ReLU", {}], ["MaxPool2d", dict(kernel_size=2)]]
+STRIDED_STACK = [["Conv2d", dict(in_channels=1, out_channels=4, kernel_size=5, stride=2, padding=2)],
+                 ["BatchNorm2d", dict(num_features=4)], ["AvgPool2d", dict(kernel_size=3, stride=2, padding=1)],
+                 ["Dropout", dict(p=0.5)], ["Conv2d", dict(in_channels=4, out_channels=4, kernel_size=3, stride=3)],
+                 ["MaxPool2d", dict(kernel_size=2, stride=1)], ["Conv2d", dict(in_channels=4, out_channels=2, kernel_size=1)]]
+DILATED_STACK = [["Conv2d", dict(in_channels=1, out_channels=3, kernel_size=3, padding=2, dilation=2)], ["ReLU", {}],
+                 ["MaxPool2d", dict(kernel_size=3, stride=2, padding=1, dilation=2)],
+                 ["Conv2d", dict(in_channels=3, out_channels=3, kernel_size=3, stride=2, padding=3, dilation=3)]]
+NON_SQUARE_STACK = [["Conv2d", dict(in_channels=1, out_channels=2, kernel_size=[3, 5], stride=[1, 2], padding=[1, 2])],
+                    ["MaxPool2d", dict(kernel_size=[2, 3], stride=[2, 1], padding=[0, 1])],
+                    ["Conv2d", dict(in_channels=2, out_channels=2, kernel_size=[1, 3], dilation=[1, 2], padding=[0, 3])],
+                    ["AvgPool2d", dict(kernel_size=[3, 2], stride=[1, 2])]]
+
+
+def check_fields(student, reference, layers, axis, what, as_list=False):
+    found = student(fields_case, layers=layers, axis=axis, as_list=as_list)
+    expected = reference(fields_case, layers=layers, axis=axis, as_list=as_list)
+    check(found["is_list"], f"receptive_field should return a list, one entry per layer, for {what}")
+    check(found["n"] == expected["n"], f"receptive_field returned {found['n']} entries for the {expected['n']} layers of "
+                                       f"{what}, expected one per layer")
+    check(all(t == ["int"] * 3 for t in found["types"]),
+          f"each entry should be a (size, jump, start) tuple of three ints, found the types {found['types']} for {what}")
+    for k, (f, e) in enumerate(zip(found["fields"], expected["fields"])):
+        check(f == e, f"{what}: after layer {k} ({layers[k][0]}) the (size, jump, start) is {tuple(f)}, expected "
+                      f"{tuple(e)} (all the layers' fields: {[tuple(v) for v in expected['fields']]})")
+
+
+@pytest.mark.exercise("receptive_field")
+def test_fields_of_the_notebooks_cnn(student, reference):
+    """The CNN of section 2 along the height (the default axis): each 3x3 convolution adds 2 jumps to the size, each 2x2 pooling 1 jump, and doubles the jump; padding 1 moves the start one jump back; ReLU changes nothing."""
+    check_fields(student, reference, CNN_STACK, None, "the CNN's layers (default axis)")
+    check_fields(student, reference, CNN_STACK, 1, "the CNN's layers, given as a list, along the width", as_list=True)
+
+
+@pytest.mark.exercise("receptive_field")
+def test_fields_with_strides_and_position_wise_layers(student, reference):
+    """With strides above 2 and average pooling: the size grows by (k - 1) times the jump BEFORE this layer's stride multiplies the jump; the start moves back by padding times the jump; BatchNorm2d and Dropout change nothing."""
+    check_fields(student, reference, STRIDED_STACK, 0, "conv(5, stride 2, padding 2), batch norm, avgpool(3, stride 2, "
+                                                         "padding 1), dropout, conv(3, stride 3), maxpool(2, stride 1), "
+                                                         "conv(1)")
+
+
+@pytest.mark.exercise("receptive_field")
+def test_fields_with_dilation(student, reference):
+    """A dilation d spreads the k taps d positions apart: the window covers d * (k - 1) + 1 positions, for convolutions and max pooling alike."""
+    check_fields(student, reference, DILATED_STACK, 0, "dilated convolutions and a dilated max pooling")
+
+
+@pytest.mark.exercise("receptive_field")
+def test_fields_along_each_axis(student, reference):
+    """Kernel sizes, strides, paddings and dilations given as (h, w) pairs: axis=0 uses their first entries (the height), axis=1 their second (the width)."""
+    for axis, name in ((0, "height"), (1, "width")):
+        check_fields(student, reference, NON_SQUARE_STACK, axis, f"non-square kernels along the {name} (axis={axis})")
+    found = student(fields_case, layers=[], axis=0)
+    check(found["is_list"] and found["n"] == 0, f"receptive_field of no layers should be [], got {found['fields']}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the architecture for the lost digits
+# ---------------------------------------------------------------------------------------------------------
+
+DESIGN_ACCURACY, DESIGN_CPU_SECONDS, DESIGN_PARAMS = 0.90, 10.0, 100_000
+
+
+@probe
+def lost_digits(seed):
+    """The notebook's lost_digits(coursedata.images("digits"), seed): each 8x8 digit pasted at a random position
+    of a 16x16 canvas, plus Gaussian noise of standard deviation 0.1; 600 training digits, 300 validation digits
+    and every test digit twice. Must stay the same as the notebook's (bench/week2_training.py --design uses that)."""
+    import torch
+    import coursedata
+    images = coursedata.images("digits")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(images["x_train"]), generator=g)
+    picks = {"train": order[:600], "val": order[600:900]}
+
+    def paste(x):
+        n, c, h, w = x.shape
+        out = torch.zeros(n, c, 16, 16)
+        rows, cols = torch.randint(0, 16 - h + 1, (2, n), generator=g).tolist()
+        for k, (r, col) in enumerate(zip(rows, cols)):
+            out[k, :, r:r + h, col:col + w] = x[k]
+        return out + 0.1 * torch.randn(out.shape, generator=g)
+
+    data = {}
+    for split, idx in picks.items():
+        data[f"x_{split}"], data[f"y_{split}"] = paste(images["x_train"][idx]), images["y_train"][idx]
+    data["x_test"], data["y_test"] = paste(images["x_test"].repeat(2, 1, 1, 1)), images["y_test"].repeat(2)
+    return data
+
+
+@probe
+def design_interface(nb, seed):
+    """What build_model() returns: its type, whether a second call gives another object, its parameter count,
+    and the shapes of its logits in eval mode for batches [1, 1, 16, 16] and [5, 1, 16, 16]."""
+    import torch
+    import torch.nn as nn
+    torch.manual_seed(seed)
+    first, second = nb.build_model(), nb.build_model()
+    if not isinstance(first, nn.Module):
+        return {"module": False, "type": type(first).__name__}
+    first.eval()
+    shapes = []
+    with torch.no_grad():
+        for n in (1, 5):
+            shapes.append(list(first(torch.randn(n, 1, 16, 16)).shape))
+    return {"module": True, "type": type(first).__name__, "new_each_call": first is not second,
+            "params": sum(p.numel() for p in first.parameters()), "shapes": shapes}
+
+
+@probe
+def design_run(nb, seed, max_params, cpu_budget):
+    """A new build_model() trained on the lost digits of `seed` by this probe's own copy of the notebook's recipe
+    (train(model, data, epochs=20, lr=3e-3, batch_size=32, seed=seed): Adam, cross-entropy, a cosine schedule
+    stepped per epoch, model.train() every epoch), on one thread; its test accuracy, and the CPU seconds when
+    they are over the budget (0 otherwise). Stops early when the model is over the parameter budget or the CPU
+    budget is spent."""
+    import time
+    import torch
+    import torch.nn.functional as F
+    data = lost_digits(seed)
+    torch.manual_seed(seed)
+    model = nb.build_model()
+    params = sum(p.numel() for p in model.parameters())
+    if params > max_params:
+        return {"params": params, "epochs": 0, "cpu_seconds_over_budget": 0.0, "accuracy": 0.0, "loss": []}
+    x, y = data["x_train"], data["y_train"]
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=20)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    losses, epochs = [], 0
+    try:
+        cpu = time.process_time()
+        for _ in range(20):
+            model.train()
+            total, count = 0.0, 0
+            for idx in torch.randperm(len(x), generator=generator).split(32):
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                loss.backward()
+                optimizer.step()
+                total, count = total + loss.item(), count + 1
+            scheduler.step()
+            losses.append(total / count)
+            epochs += 1
+            if time.process_time() - cpu > cpu_budget:
+                break
+        cpu = time.process_time() - cpu
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(xb) for xb in data["x_test"].split(500)])
+    finally:
+        torch.set_num_threads(threads)
+    accuracy = (logits.argmax(dim=1) == data["y_test"]).double().mean().item()
+    over = cpu if cpu > cpu_budget else 0.0     # the seconds only when over: the answers of a run stay reproducible
+    return {"params": params, "epochs": epochs, "cpu_seconds_over_budget": over, "accuracy": accuracy, "loss": losses}
+
+
+@pytest.mark.exercise("architecture")
+def test_design_interface(student, seed):
+    """build_model() returns a new nn.Module at each call (not one shared object), with at most 100,000 parameters, whose forward maps [N, 1, 16, 16] to logits [N, 10], for N = 1 too."""
+    found = student(design_interface, seed=seed)
+    check(found["module"], f"build_model() returned a {found['type']}, expected an nn.Module")
+    check(found["new_each_call"], "build_model() returned the same object twice: return a new model at each call, "
+                                  "so that every run starts from fresh weights")
+    check(found["params"] <= DESIGN_PARAMS, f"the design has {found['params']:,} parameters, more than the "
+                                            f"{DESIGN_PARAMS:,} allowed")
+    check(found["shapes"] == [[1, 10], [5, 10]], f"the logits for batches [1, 1, 16, 16] and [5, 1, 16, 16] have the "
+                                                 f"shapes {found['shapes']}, expected [[1, 10], [5, 10]]")
+
+
+@pytest.mark.exercise("architecture")
+def test_design_reaches_accuracy_on_lost_digits(student, seed):
+    """A new build_model() trained with the notebook's recipe (20 epochs, Adam lr 3e-3, batches of 32) on lost digits drawn with the grader's seed must reach at least 90% test accuracy within 10 s of CPU on one thread (the reference design: 94-96% in about 2 s; the baseline CNN: 48-66%)."""
+    found = student(design_run, seed=seed, max_params=DESIGN_PARAMS, cpu_budget=DESIGN_CPU_SECONDS, timeout=120)
+    check(found["params"] <= DESIGN_PARAMS, f"the design has {found['params']:,} parameters, more than the "
+                                            f"{DESIGN_PARAMS:,} allowed: it was not trained")
+    check(found["epochs"] == 20 and not found["cpu_seconds_over_budget"],
+          f"the recipe took {found['cpu_seconds_over_budget']:.1f} s of CPU for {found['epochs']} of its 20 epochs, "
+          f"more than the {DESIGN_CPU_SECONDS:.0f} s allowed: choose a cheaper design (fewer channels at full "
+          "resolution)")
+    check(is_finite(found["loss"]), f"the training losses are not finite: {found['loss']}")
+    check(found["accuracy"] >= DESIGN_ACCURACY,
+          f"test accuracy {found['accuracy']:.4f} on the lost digits after training, expected at least "
+          f"{DESIGN_ACCURACY:.2f} (the baseline CNN gets about 0.6): see the notebook's questions about what the "
+          "classifier reads and about receptive fields")
 
 # ---------------------------------------------------------------------------------------------------------
 # the 1-D CNN

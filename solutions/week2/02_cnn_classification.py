@@ -1,12 +1,18 @@
-"""Week 2, notebook 02: training, seeing and varying a CNN — the reference implementation.
+"""Week 2, notebook 02: training, seeing and designing a CNN — the reference implementation.
 
 Each `# %% [cell-id]` region below is the source of the notebook's solution cell of that id. Text before the
-first region (this docstring and the imports) is not copied: the notebook's import cell defines the same names.
+first region (this docstring, the imports and `pair`) is not copied: the notebook's setup cell defines the same
+names.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+
+def pair(v):
+    """An int or an (h, w) pair  ->  an (h, w) tuple: pair(2) == (2, 2), pair((1, 3)) == (1, 3)."""
+    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 # %% [cnn]
@@ -119,6 +125,54 @@ def feature_maps(model, x):
     ### BEGIN SOLUTION
     with torch.no_grad():
         return F.relu(model.conv1(x))
+    ### END SOLUTION
+
+
+# %% [fields]
+def receptive_field(layers, axis=0):
+    """The receptive field of the outputs of each layer of `layers`, applied one after another, along one axis.
+
+    layers: modules in the order the input goes through them (a list, or a flat nn.Sequential). nn.Conv2d,
+    nn.MaxPool2d and nn.AvgPool2d slide a window: their kernel_size, stride, padding (numbers or (h, w) pairs)
+    and, for nn.Conv2d and nn.MaxPool2d, dilation decide the field. Every other module (ReLU, BatchNorm2d,
+    Dropout) works position by position and leaves it as it is.
+    axis: 0 for the height (the first entry of each (h, w) pair), 1 for the width.
+    ->  a list with one (size, jump, start) tuple of ints per layer:
+        size:  how many input pixels one output of the layer sees along the axis
+        jump:  how many input pixels apart the fields of two neighbouring outputs begin
+        start: the input pixel where the field of output 0 begins (negative: it reaches into the padding)
+    so that output i of the layer sees input pixels start + i * jump, ..., start + i * jump + size - 1.
+    """
+    size, jump, start = 1, 1, 0                 # before any layer, each position is one input pixel
+    fields = []
+    for layer in layers:
+        ### BEGIN SOLUTION
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k, s, p = (pair(v)[axis] for v in (layer.kernel_size, layer.stride, layer.padding))
+            d = pair(getattr(layer, "dilation", 1))[axis]    # nn.AvgPool2d has no dilation
+            start -= p * jump                   # the first window begins p positions of the input before pixel 0
+            size += d * (k - 1) * jump          # k taps d positions apart, each position `jump` pixels wide
+            jump *= s                           # after the size: the window's taps are spaced by the old jump
+        ### END SOLUTION
+        fields.append((size, jump, start))
+    return fields
+
+
+# %% [design]
+def build_model():
+    """Your architecture for the lost digits: a new, untrained model each time it is called.
+
+    forward: x [N, 1, 16, 16]  ->  logits [N, 10]. At most 100,000 parameters, and trained by this section's
+    recipe, train(model, data, epochs=20, lr=3e-3, batch_size=32), in at most 10 s of CPU on one thread.
+    """
+    ### BEGIN SOLUTION
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),   # [N, 16, 8, 8]
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),                    # [N, 32, 8, 8], fields 8x8
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),                    # [N, 64, 8, 8], fields 12x12
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(),     # [N, 64]: each detector's strongest response, wherever it is
+        nn.Linear(64, 10),
+    )
     ### END SOLUTION
 
 
