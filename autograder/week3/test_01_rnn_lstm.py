@@ -489,3 +489,106 @@ def test_lstm_layer_gradients(student, reference, seed):
     """With random upstream gradients of the output, h_T and c_T, the gradients of x, h0, c0 and the four weights must be nn.LSTM's: the same weights at every step, both biases, and nothing detached."""
     _layer_agrees(student, reference, seed, True, True, [LAYER_CASES[0], LAYER_CASES[2]], "gradients")
     _layer_agrees(student, reference, seed, False, True, [LAYER_CASES[3]], "gradients without an initial state")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# lstm_gates
+# ---------------------------------------------------------------------------------------------------------
+
+TRACE_CASES = [dict(n=3, t=6, i=4, h=5), dict(n=1, t=1, i=2, h=1), dict(n=2, t=9, i=1, h=3)]
+
+
+@probe
+def trace_case(nb, seed, n, t, i, h, initial, holder):
+    """nb.lstm_trace on float64 x [N, T, I] with seeded weights, given to it in an nn.LSTM (holder="nn.LSTM") or in
+    a bare module that holds only the four parameters by name (holder="bare"); with (h0, c0) or None. Next to it,
+    nn.LSTM with the same weights: its outputs, and its final cell state after every prefix x[:, :k], k = 1..T."""
+    import torch
+    import torch.nn as nn
+    weights = seeded_lstm_weights(seed, i, h)
+    torch_lstm = nn.LSTM(i, h, batch_first=True).double()
+    holder_module = torch_lstm if holder == "nn.LSTM" else nn.Module()
+    for name, value in weights.items():
+        if holder == "nn.LSTM":
+            with torch.no_grad():
+                getattr(torch_lstm, f"{name}_l0").copy_(value)
+        else:
+            setattr(holder_module, f"{name}_l0", nn.Parameter(value.clone()))
+            with torch.no_grad():
+                getattr(torch_lstm, f"{name}_l0").copy_(value)
+    g = torch.Generator().manual_seed(seed + 5)
+    x = torch.randn(n, t, i, generator=g, dtype=torch.float64)
+    h0, c0 = torch.randn(n, h, generator=g, dtype=torch.float64), torch.randn(n, h, generator=g, dtype=torch.float64)
+    given = [x.clone(), h0.clone(), c0.clone()]
+    record = nb.lstm_trace(holder_module, x, (h0, c0) if initial else None)
+    found = {"is_dict": isinstance(record, dict), "keys": sorted(record) if isinstance(record, dict) else []}
+    if isinstance(record, dict):
+        for name, value in record.items():
+            value = torch.as_tensor(value)
+            found[f"shape_{name}"] = list(value.shape)
+            found[f"graph_{name}"] = bool(value.requires_grad)
+            found[name] = value.detach().to(torch.float64)
+    found["inputs_unchanged"] = bool(all(torch.equal(a, b) for a, b in zip((x, h0, c0), given)))
+    with torch.no_grad():
+        state = (h0[None], c0[None]) if initial else None
+        output, _ = torch_lstm(x, state)
+        cells = [torch_lstm(x[:, :k], state)[1][1][0] for k in range(1, t + 1)]
+    found["torch_h"], found["torch_c"] = output, torch.stack(cells, dim=1)
+    return found
+
+
+def _trace(student, reference, seed, cfg, initial=False, holder="nn.LSTM"):
+    found = student(trace_case, seed=seed, initial=initial, holder=holder, **cfg)
+    expected = reference(trace_case, seed=seed, initial=initial, holder=holder, **cfg)
+    assert_close([expected["h"], expected["c"]], [expected["torch_h"], expected["torch_c"]], **TOL,
+                 what="the reference's trace against nn.LSTM")
+    check(found["is_dict"], "lstm_trace should return a dict of tensors")
+    check(found["keys"] == expected["keys"], f"lstm_trace returned the keys {found['keys']}, expected "
+                                             f"{expected['keys']}")
+    return found, expected
+
+
+@pytest.mark.exercise("lstm_gates")
+def test_trace_states_match_nn_lstm(student, reference, seed):
+    """trace["h"] is h_t and trace["c"] is c_t, the cell state AFTER step t's update, at every step: they must be nn.LSTM's, with the gates split in the order i, f, g, o, both biases added, and (h, c) carried from step to step."""
+    for cfg in TRACE_CASES:
+        for initial in (False, True):
+            found, expected = _trace(student, reference, seed, cfg, initial)
+            where = f"{_cfg(cfg)}, {'with' if initial else 'without'} an initial state"
+            assert_close(found["h"], expected["torch_h"], **TOL, what=f"trace['h'] next to nn.LSTM's output for {where}")
+            assert_close(found["c"], expected["torch_c"], **TOL,
+                         what=f"trace['c'] next to nn.LSTM's cell state after each step for {where}")
+
+
+@pytest.mark.exercise("lstm_gates")
+def test_trace_gates(student, reference, seed):
+    """trace["i"], ["f"] and ["o"] are the gates after their sigmoid, trace["g"] the candidate after its tanh: rows 0:H, H:2H, 2H:3H and 3H:4H of x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh, at every step."""
+    for cfg in TRACE_CASES:
+        for initial in (False, True):
+            found, expected = _trace(student, reference, seed, cfg, initial)
+            assert_close({k: found[k] for k in "ifgo"}, {k: expected[k] for k in "ifgo"}, **TOL,
+                         what=f"the gates i, f, g, o for {_cfg(cfg)}, {'with' if initial else 'without'} an initial "
+                              "state")
+
+
+@pytest.mark.exercise("lstm_gates")
+def test_trace_reads_the_parameters_by_name(student, reference, seed):
+    """lstm_trace reads lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0 and lstm.bias_hh_l0 and nothing else of the module: it must work on any module that holds these four parameters, not only on nn.LSTM."""
+    for cfg in TRACE_CASES[:2]:
+        found, expected = _trace(student, reference, seed, cfg, True, holder="bare")
+        assert_close({k: found[k] for k in "ifgoch"}, {k: expected[k] for k in "ifgoch"}, **TOL,
+                     what=f"the trace of a module that holds only the four parameters, {_cfg(cfg)}")
+
+
+@pytest.mark.exercise("lstm_gates")
+def test_trace_shapes_and_no_graph(student, reference, seed):
+    """Each of the six entries is a tensor [N, T, H] (one row per sequence, one column per step), computed under torch.no_grad(), so none of them requires a gradient; x, h0 and c0 are left unchanged."""
+    for cfg in TRACE_CASES:
+        found, expected = _trace(student, reference, seed, cfg, True)
+        for name in "ifgoch":
+            check(found[f"shape_{name}"] == expected[f"shape_{name}"],
+                  f"trace[{name!r}] has shape {found[f'shape_{name}']} for {_cfg(cfg)}, expected "
+                  f"{expected[f'shape_{name}']} ([N, T, H])")
+            check(not found[f"graph_{name}"], f"trace[{name!r}] requires a gradient: the record must be computed "
+                                              "under torch.no_grad()")
+        check(found["inputs_unchanged"], "lstm_trace changed x, h0 or c0 in place")

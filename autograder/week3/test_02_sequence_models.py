@@ -345,6 +345,62 @@ def reproducible_case(nb, seed):
     return {"same_seed_equal": runs[0] == runs[1], "other_seed_differs": runs[0] != runs[2]}
 
 
+@probe
+def accelerator_lm(nb, seed):
+    """stand_in_lm(seed, 7 tokens) behind a wrapper whose logits behave, for sampling, like those of a model on a
+    GPU: what is computed from them stays "on the device" until .cpu() or .to("cpu") brings it back, .numpy()
+    refuses, and torch.multinomial raises, as CUDA does, when it is given a CPU generator. The rest is the CPU's."""
+    import torch
+    import torch.nn as nn
+
+    class OnAccelerator(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.multinomial:
+                generator = kwargs.get("generator", args[3] if len(args) > 3 else None)
+                if generator is not None and generator.device.type == "cpu":
+                    raise RuntimeError("Expected a 'cuda' device type for generator but found 'cpu'")
+            if func is torch.Tensor.numpy:
+                raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the "
+                                "tensor to host memory first.")
+            to_cpu = func is torch.Tensor.cpu or (func is torch.Tensor.to and any(
+                str(a) == "cpu" for a in [*args[1:], kwargs.get("device")] if isinstance(a, (str, torch.device))))
+            if to_cpu:
+                return func(args[0].as_subclass(torch.Tensor), *args[1:], **kwargs)
+            return super().__torch_function__(func, types, args, kwargs)
+
+    class OnGPU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = stand_in_lm(nb, seed, 7, 5, 8, 1.5)
+
+        def forward(self, idx, state=None):
+            logits, state = self.inner(idx.as_subclass(torch.Tensor), state)
+            return logits.as_subclass(OnAccelerator), state
+
+    return OnGPU()
+
+
+@probe
+def accelerator_case(nb, seed):
+    """sample() from accelerator_lm with a CPU generator (the error it raised, if any), and sample() from the same
+    stand-in on the CPU with a generator of the same seed."""
+    import torch
+    model = accelerator_lm(nb, seed)
+    itos = {0: ".", 1: "a", 2: "b", 3: "c", 4: "d", 5: "e", 6: "f"}
+    error, names = None, None
+    try:
+        names = nb.sample(model, itos, num_samples=100, temperature=1.0, max_len=5,
+                          generator=torch.Generator().manual_seed(seed))
+        names = list(names)
+    except Exception as e:  # what a GPU would raise
+        error = f"{type(e).__name__}: {e}"
+    on_cpu = nb.sample(model.inner, itos, num_samples=100, temperature=1.0, max_len=5,
+                       generator=torch.Generator().manual_seed(seed))
+    return {"error": error, "names": names, "on_cpu": list(on_cpu)}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the sequence classifier
 # ---------------------------------------------------------------------------------------------------------
@@ -584,3 +640,15 @@ def test_sampling_is_reproducible_with_a_generator(student, seed):
     check(found["same_seed_equal"], "two calls with generators of the same seed gave different names: pass "
                                     "generator=generator to torch.multinomial (not the global random state)")
     check(found["other_seed_differs"], "generators of different seeds gave the same 50 names")
+
+
+@pytest.mark.exercise("sampling")
+def test_sampling_from_a_model_on_a_gpu(student, seed):
+    """On a GPU the model's probabilities are on the GPU and the generator on the CPU: move the probabilities to the CPU (probs.cpu()) before torch.multinomial(..., generator=generator), then the drawn tokens back to the model's device; the names must be those that the same model gives on the CPU."""
+    found = student(accelerator_case, seed=seed)
+    check(found["error"] is None, f"sample() raised {found['error']!r} for a model whose probabilities are on a GPU, "
+                                  "with a CPU generator: draw with torch.multinomial(probs.cpu(), 1, "
+                                  "generator=generator)")
+    check(found["names"] == found["on_cpu"], "sample() gave other names for a model on a GPU than for the same model "
+                                             "on the CPU with a generator of the same seed: every draw should come "
+                                             "from the generator, on the CPU")

@@ -136,3 +136,33 @@ class LSTM(nn.Module):
             outputs.append(h)
         return torch.stack(outputs, dim=1), (h, c)
         ### END SOLUTION
+
+
+# %% [trace]
+def lstm_trace(lstm, x, state=None):
+    """A one-layer LSTM run step by step, recording what happens inside it at every step.
+
+    lstm: a module with nn.LSTM's parameters weight_ih_l0 [4H, I], weight_hh_l0 [4H, H], bias_ih_l0 [4H] and
+          bias_hh_l0 [4H], gates in the order i, f, g, o (nn.LSTM(I, H, batch_first=True), or your LSTM)
+    x: [N, T, I], state: (h0 [N, H], c0 [N, H]) or None (None: zeros)
+    ->  a dict of six tensors [N, T, H], entry [n, t - 1] for step t = 1 ... T of sequence n:
+        "i", "f", "o": the gates, after their sigmoid; "g": the candidate, after its tanh;
+        "c": the cell state c_t after the step; "h": the hidden state h_t
+    Computed under torch.no_grad(): a record to look at, not a graph to train through.
+    """
+    N, T, _ = x.shape
+    H = lstm.weight_hh_l0.shape[1]
+    h, c = (x.new_zeros(N, H), x.new_zeros(N, H)) if state is None else state
+    record = {name: [] for name in ("i", "f", "g", "o", "c", "h")}
+    with torch.no_grad():
+        ### BEGIN SOLUTION
+        for t in range(T):
+            gates = x[:, t] @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0
+            i, f, g, o = gates.chunk(4, dim=1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            for name, value in zip(("i", "f", "g", "o", "c", "h"), (i, f, g, o, c, h)):
+                record[name].append(value)
+        ### END SOLUTION
+    return {name: torch.stack(values, dim=1) for name, values in record.items()}

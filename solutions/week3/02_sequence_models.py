@@ -192,10 +192,12 @@ def sample(model, itos, num_samples=10, temperature=1.0, max_len=20, generator=N
     """Names drawn from a language model, one token at a time, all num_samples of them in one batch.
 
     Every sequence starts with the token '.' (index 0). At each step, feed the last token and the LSTM state to
-    the model, turn the logits of that step into probabilities softmax(logits / temperature), draw the next token
-    with torch.multinomial(probs, 1, generator=generator), and feed it back. A name ends at its first '.' (not
-    part of the name) or after max_len characters. temperature > 0: near 0 this is the argmax at every step.
-    Returns a list of num_samples strings.
+    the model, turn the logits of that step into probabilities softmax(logits / temperature), and draw the next
+    token on the CPU, where `generator` (a torch.Generator(), or None for the global one) lives:
+    torch.multinomial(probs.cpu(), 1, generator=generator). (On a GPU the probabilities are on the GPU, and
+    drawing from them there with a CPU generator raises an error.) Feed the drawn token back on the model's
+    device. A name ends at its first '.' (not part of the name) or after max_len characters. temperature > 0:
+    near 0 this is the argmax at every step. Returns a list of num_samples strings.
     """
     device = next(model.parameters()).device
     model.eval()
@@ -207,8 +209,9 @@ def sample(model, itos, num_samples=10, temperature=1.0, max_len=20, generator=N
         for t in range(max_len):
             logits, state = model(idx, state)                           # only the new token: the state holds the rest
             probs = F.softmax(logits[:, -1] / temperature, dim=-1)      # [num_samples, V]: over the vocabulary
-            idx = torch.multinomial(probs.cpu(), 1, generator=generator).to(device)
-            tokens[:, t] = idx[:, 0].cpu()
+            drawn = torch.multinomial(probs.cpu(), 1, generator=generator)   # [num_samples, 1], on the CPU
+            tokens[:, t] = drawn[:, 0]
+            idx = drawn.to(device)                                        # back to the model's device
     ### END SOLUTION
     names = []
     for row in tokens.tolist():
