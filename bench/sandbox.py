@@ -34,17 +34,16 @@ CELLS = [
     ["3, g", "import os\ndef g(x):\n    os._exit(3)"],
 ]
 PROBES = "def call(nb, fn, x):\n    return getattr(nb, fn)(x)\n"
-MODES = {"fork server": (True, None), "bubblewrap": (True, launch.BUBBLEWRAP), "plain": (False, None)}
+MODES = {"fork server": launch.FORK_SERVER, "bubblewrap": launch.FORK_SERVER, "plain": launch.UNSANDBOXED}
 
 
-def use(mode: str) -> bool:
-    """Select a mode for the workers started next; returns whether they are sandboxed."""
-    sandboxed, force = MODES[mode]
-    if force:
-        os.environ["COURSE_SANDBOX"] = force
+def use(mode: str) -> str:
+    """Select a mode for the workers started next; returns the isolation to ask for."""
+    if mode == "bubblewrap":
+        os.environ["COURSE_SANDBOX"] = launch.BUBBLEWRAP
     else:
         os.environ.pop("COURSE_SANDBOX", None)
-    return sandboxed
+    return MODES[mode]
 
 
 def worker_times(course, mode: str) -> tuple[float, float, float]:
@@ -75,7 +74,7 @@ def floor() -> float:
 
 
 def grade_time(course, mode: str) -> float:
-    sandboxed = use(mode)
+    sandboxed = use(mode) != launch.UNSANDBOXED
     course = dataclasses.replace(course, grading=dataclasses.replace(course.grading, sandboxed=sandboxed))
     a = course.assignment("week1")
     files = [course.paths(nb).source for nb in a.notebooks]

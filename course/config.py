@@ -69,7 +69,8 @@ class Grading:
     notebook_timeout: float
     test_timeout: float  # the most one probe may take, unless its test asks for more
     limits: Limits
-    sandboxed: bool = True  # False only when an instructor passes --allow-unsandboxed
+    sandboxed: bool = True  # False only when an instructor passes --allow-unsandboxed ...
+    container: bool = False  # ... or when a container (Gradescope's) is the boundary: see pipeline.isolate
     time_factor: float = 10.0  # a probe may take this many times what the reference took on it ...
     time_floor: float = 2.0  # ... and never less than this (seconds), never more than its test's limit
 

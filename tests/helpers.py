@@ -1,7 +1,10 @@
 """Helpers shared by the tooling tests."""
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -53,3 +56,57 @@ def sandbox_processes(tag: str) -> list[str]:
 
 GOOD_ADD = "def add(a, b):\n    return a + b"
 GOOD_SCALE = "import numpy as np\ndef scale(x, k):\n    return np.asarray(x) * k"
+
+
+# -- an instructor without root -------------------------------------------------------------------------------
+INSTRUCTOR = "course-instructor"  # a user the tests create, to grade without root
+
+
+def instructor_account() -> tuple[int, int]:
+    """(uid, gid) of an unprivileged account for the tests, created if missing (the tests run as root)."""
+    import pwd
+
+    if os.geteuid() != 0:
+        raise RuntimeError("creating a user to grade without root needs root")
+    try:
+        entry = pwd.getpwnam(INSTRUCTOR)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", INSTRUCTOR],
+                       check=True, capture_output=True)  # fmt: skip
+        entry = pwd.getpwnam(INSTRUCTOR)
+    return entry.pw_uid, entry.pw_gid
+
+
+def run_as_instructor(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 900):
+    """Run `course ARGS...` as the unprivileged instructor, as a non-root instructor would who set the course
+    up for themselves: a Python they can read and this repository's packages. Here root's home (mode 700)
+    holds the venv's Python, so the run happens in a mount namespace of its own where the repository is bound
+    at a path the instructor can reach, and Debian's Python 3.11 runs a venv whose site-packages are this
+    venv's (the packages are the same; only the interpreter differs)."""
+    uid, gid = instructor_account()
+    stage = Path(tempfile.mkdtemp(prefix="course-instructor-"))
+    stage.chmod(0o755)
+    (stage / "repo").mkdir()
+    home = stage / "home"
+    home.mkdir()
+    os.chown(home, uid, gid)
+    venv = stage / "venv"
+    subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(sys.prefix) / "lib" / "python3.11" / "site-packages"
+    repo = stage / "repo"
+    script = (
+        f"mount --bind {REPO} {repo} && mount --bind {site} {venv}/lib/python3.11/site-packages && "
+        f'exec setpriv --reuid={uid} --regid={gid} --clear-groups {venv}/bin/python -m course.cli "$@"'
+    )
+    environment = {
+        "PATH": f"{venv}/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": f"{repo}:{repo}/datasets",  # the course package from the bound repository
+        **(env or {}),
+    }
+    try:
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "course", *args],
+                              cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

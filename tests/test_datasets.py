@@ -159,7 +159,7 @@ def test_prepared_cache_is_what_a_sandboxed_worker_reads(tmp_path, monkeypatch):
         "    return [os.path.isfile(os.path.join(os.environ['COURSE_DATA_CACHE'], 'mnist1d-seed42.npz')),"
         " float(coursedata.mnist1d()['x_train'].sum())]\n"
     )
-    w = Worker([["1", "pass"]], Limits(60, 2048, 64, 16, 256), 60, sandboxed=True)
+    w = Worker([["1", "pass"]], Limits(60, 2048, 64, 16, 256), 60)
     try:
         w.start()
         seen, total = w.call("k", probes, "peek", {}, 60)

@@ -56,14 +56,15 @@ PYTEST_ARGS = [
     "ignore::DeprecationWarning",
 ]
 
-Isolation = Literal["required", "preferred", "off"]
+Isolation = Literal["required", "preferred", "container", "off"]
 Progress = Callable[[str, bool], None]  # progress(student, graded) once per notebook result
 
 
 @dataclass(frozen=True)
 class GradingOptions:
     isolation: Isolation = "required"  # required: refuse without a sandbox; preferred: fall back, with a
-    #                                    note (a learner's own code); off: --allow-unsandboxed
+    #   note (a learner's own code); container: where no sandbox starts, a container that holds one submission
+    #   (Gradescope's) is the boundary, with its code run as a user of its own; off: --allow-unsandboxed
     seed: int | None = None  # None: the seed fixed per assignment
     workers: int = 1
     journal: bool = False  # keep each result in autograded/ and reuse it while nothing it depends on changed
@@ -95,6 +96,12 @@ def isolate(course: Course, policy: Isolation) -> tuple[Course, str | None]:
     if policy == "preferred":
         # a learner checking their own notebook runs their own code: no sandbox needed, but say so
         return _unsandboxed(course), f"note: no sandbox here ({problem}); your notebook runs as a plain process\n"
+    if policy == "container" and launch.container_problem() is None:
+        grading = dataclasses.replace(course.grading, sandboxed=False, container=True)
+        return dataclasses.replace(course, grading=grading), (
+            f"note: no sandbox here ({problem}); the container is the boundary: the submission runs as a user of "
+            "its own that cannot read the course's sources\n"
+        )
     raise CourseError(
         f"cannot grade in a sandbox: {problem}. Grading runs the submissions' code; "
         "pass --allow-unsandboxed to run it without isolation, at your own risk"
@@ -219,7 +226,7 @@ def run_suite(
         # errors of the student's own cells; the rest only follow from them
         result.load_errors = [e for e in candidate.load_errors if notebooks.is_solution_label(e["cell"])]
         result.tests = tests
-        result.isolation = candidate.isolation
+        result.isolation, result.bound, result.memory_peak_mb = candidate.isolation, candidate.bound, candidate.peak_mb
         result.diagnosis = diagnosis.per_exercise(result, says)
         finished(result)
 
@@ -262,8 +269,12 @@ def run_suite(
 def _start_worker(course: Course) -> Callable[[Candidate], WorkerLike]:
     grading = course.grading
 
+    isolation = (
+        launch.FORK_SERVER if grading.sandboxed else launch.CONTAINER if grading.container else launch.UNSANDBOXED
+    )
+
     def start(c: Candidate) -> WorkerLike:
-        worker = Worker(c.cells, grading.limits, grading.notebook_timeout, grading.sandboxed)
+        worker = Worker(c.cells, grading.limits, grading.notebook_timeout, isolation)
         worker.start()
         return worker
 

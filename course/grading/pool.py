@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 class WorkerLike(Protocol):
     load_errors: list[dict[str, Any]]
-    isolation: str  # which sandbox ran it (launch.FORK_SERVER, BUBBLEWRAP, UNSANDBOXED)
+    isolation: str  # which sandbox ran it (launch.FORK_SERVER, BUBBLEWRAP, CONTAINER, UNSANDBOXED)
+    bound: str  # what bounded its memory and processes
+    peak_mb: float | None  # the most memory it held at once, where a control group measured it
 
     def call(self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float) -> Any: ...
 
@@ -30,6 +32,8 @@ class Candidate:
     cells: list[list[str]]
     load_errors: list[dict[str, Any]] = field(default_factory=list)
     isolation: str = ""
+    bound: str = ""
+    peak_mb: float | None = None
 
 
 class WorkerPool:
@@ -61,9 +65,9 @@ class WorkerPool:
 
     def retire(self, c: Candidate) -> None:
         worker = self.workers.pop(c.id)
-        c.load_errors = worker.load_errors
-        c.isolation = worker.isolation
         worker.stop()
+        c.load_errors, c.isolation = worker.load_errors, worker.isolation
+        c.bound, c.peak_mb = worker.bound, worker.peak_mb
         self.retired.add(c.id)  # graded: never started again
         if self.on_retire:
             self.on_retire(c)

@@ -41,7 +41,9 @@ class NotebookResult:
     problem: str | None = None  # why nothing could be graded (missing, unreadable)
     load_errors: list[dict[str, Any]] = field(default_factory=list)
     sandboxed: bool = True
-    isolation: str = ""  # the sandbox that ran it: "fork server", "bubblewrap" or "none"
+    isolation: str = ""  # the sandbox that ran it: "fork server", "bubblewrap", "container" or "none"
+    bound: str = ""  # what bounded its memory and processes: a control group, or each process alone
+    memory_peak_mb: float | None = None  # the most memory the submission held at once (its control group's)
     notes: list[str] = field(default_factory=list)  # what the grader noticed and set right (locked cells)
     reused: bool = False  # taken from the journal of an earlier run, not graded again
     diagnosis: dict[str, list[str]] = field(default_factory=dict)  # exercise -> what the mistake looks like
@@ -72,6 +74,8 @@ class NotebookResult:
             "notes": self.notes,
             "sandboxed": self.sandboxed,
             "isolation": self.isolation,
+            "bound": self.bound,
+            "memory_peak_mb": self.memory_peak_mb,
             "load_errors": self.load_errors,
             "diagnosis": self.diagnosis,
             "tests": [
@@ -100,6 +104,8 @@ class NotebookResult:
             load_errors=data["load_errors"],
             sandboxed=data["sandboxed"],
             isolation=data.get("isolation", ""),
+            bound=data.get("bound", ""),
+            memory_peak_mb=data.get("memory_peak_mb"),
             notes=data["notes"],
             diagnosis=data["diagnosis"],
         )

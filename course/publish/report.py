@@ -46,11 +46,11 @@ def text(student_results: list[NotebookResult]) -> str:
     )
     total = sum(r.score for r in student_results)
     possible = sum(r.max_score for r in student_results)
-    where = wording.isolation([r.isolation for r in student_results])
+    where = wording.isolation([r.isolation for r in student_results], [r.bound for r in student_results])
     lines = [
         f"{first.student} — {first.assignment}: {_pts(total)} / {_pts(possible)}" + (f"  ({where})" if where else "")
     ]
-    if not all(r.sandboxed for r in student_results):
+    if any(wording.unisolated(r.isolation, r.sandboxed) for r in student_results):
         lines.append(f"  ! {wording.UNSANDBOXED}")
     for r in student_results:
         lines.append(f"  {r.notebook.name:<{w + 2}} {_pts(r.score):>9} / {_pts(r.max_score)}")
@@ -133,7 +133,7 @@ def annotate(nb: NotebookNode, result: NotebookResult) -> NotebookNode:
 def _results_cell(ex: Exercise, score: float | None, failed: list[TestResult], result: NotebookResult) -> Any:
     assert score is not None
     lines = [f"<b>Hidden tests — {html.escape(ex.title)}: {_pts(score)} / {_pts(ex.points)}</b>"]
-    if not result.sandboxed:
+    if wording.unisolated(result.isolation, result.sandboxed):
         lines.append(f"<p>{html.escape(wording.UNSANDBOXED)}</p>")
     for cause in result.diagnosis.get(ex.id, []):
         lines.append(f"<p>{html.escape(wording.known_mistake(cause))}</p>")

@@ -7,9 +7,15 @@ UNSANDBOXED = "graded WITHOUT the sandbox (--allow-unsandboxed): the submission'
 ALL_PASSED = "all checks passed"
 
 
-def isolation(kinds: list[str]) -> str:
-    """Which sandbox graded: "fork server", "bubblewrap" or "none", once each, in order."""
-    named = list(dict.fromkeys(k for k in kinds if k))
+def unisolated(isolation: str, sandboxed: bool) -> bool:
+    """The submission's code ran with the grader's rights (--allow-unsandboxed)."""
+    return isolation == "none" or (not isolation and not sandboxed)
+
+
+def isolation(kinds: list[str], bounds: tuple[str, ...] | list[str] = ()) -> str:
+    """Which sandbox graded ("fork server", "bubblewrap", "container" or "none") and what bounded it (a
+    control group, or each process alone), once each, in order."""
+    named = list(dict.fromkeys(k for k in kinds if k)) + list(dict.fromkeys(b.split(":")[0] for b in bounds if b))
     return f"graded in: {', '.join(named)}" if named else ""
 
 

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from course.config import Limits
-from course.sandbox.launch import WorkerProcess, start_worker
+from course.sandbox.launch import FORK_SERVER, WorkerProcess, start_worker
 from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write_frame
 
 STRIKES = 2  # a function that kills or hangs its tester twice is not run again
@@ -115,10 +115,10 @@ def death(code: int | None, detail: str, limits: Limits) -> str:
 class Worker:
     """One submission, graded: its loader (started by `launch.start_worker`) and the current tester."""
 
-    def __init__(self, cells: list[list[str]], limits: Limits, load_timeout: float, sandboxed: bool = True):
+    def __init__(self, cells: list[list[str]], limits: Limits, load_timeout: float, isolation: str = FORK_SERVER):
         self.cells = cells
         self.limits = limits
-        self.sandboxed = sandboxed
+        self.isolation = isolation  # asked for; once started, the one that runs it
         self.load_timeout = load_timeout
         self.proc: WorkerProcess | None = None
         self.tester = -1  # the grader's end of the current tester's socket
@@ -129,7 +129,8 @@ class Worker:
         self.loaded_probes: set[str] = set()
         self.broken: str | None = None
         self.strikes: dict[tuple[str, str], int] = {}  # (cell, function) -> testers it killed or hung
-        self.isolation = ""
+        self.bound = ""  # what bounded its memory and processes
+        self.peak_mb: float | None = None
 
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -137,8 +138,8 @@ class Worker:
         `ensure_loaded` and the first call."""
         self._started = time.monotonic()
         try:
-            self.proc = proc = start_worker(self.limits, self.sandboxed)
-            self.isolation = proc.isolation
+            self.proc = proc = start_worker(self.limits, self.isolation)
+            self.isolation, self.bound = proc.isolation, proc.bound
             write_frame(proc.control, {"op": "run", "cells": self.cells})
             write_frame(proc.control, {"op": "tester"})
             self.asked = True
@@ -165,6 +166,8 @@ class Worker:
         self._close_tester()
         if self.proc is not None:
             self.proc.close()
+            if self.proc.peak_mb is not None:
+                self.peak_mb = max(self.peak_mb or 0.0, self.proc.peak_mb)
             self.proc = None
         self.asked = False
 
@@ -218,6 +221,22 @@ class Worker:
         self.tester = fds[0]
         return self.tester
 
+    def _oom_kills(self) -> int:
+        group = self.proc.group if self.proc is not None else None
+        return group.oom_kills() if group is not None else 0
+
+    def _out_of_memory(self) -> StudentError:
+        """The submission went over its memory, all its processes together: the kernel killed one of them.
+        Whatever the tester answers after that is not graded; a fresh one is started."""
+        if self.tester >= 0:
+            self._close_tester()
+            write_frame(self._running().control, {"op": "stop"})
+        if not self.asked:
+            self._control(time.monotonic() + EVENT_WAIT)  # what became of the tester
+            write_frame(self._running().control, {"op": "tester"})
+            self.asked = True
+        return StudentError(f"ran out of memory: the limit of {self.limits.memory_mb} MB for the submission")
+
     def _tester_gone(self, hung: bool, seconds: float) -> StudentError:
         """The tester died (or hung and was stopped): what became of it, a strike against the function it was
         in, and a fresh tester asked for."""
@@ -267,6 +286,18 @@ class Worker:
         self.ensure_loaded()
         if self.broken:
             raise StudentError(self.broken)
+        ooms = self._oom_kills()
+        try:
+            result = self._call(key, probes_source, name, kwargs, timeout)
+        except StudentError:
+            if self.proc is not None and self._oom_kills() > ooms:
+                raise self._out_of_memory() from None
+            raise
+        if self._oom_kills() > ooms:
+            raise self._out_of_memory()
+        return result
+
+    def _call(self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float) -> Any:
         sent = time.monotonic()
         deadline = sent + timeout
         tester = self._get_tester(max(deadline, sent + EVENT_WAIT))

@@ -38,27 +38,41 @@ from collections.abc import Callable
 from pathlib import Path
 
 from course.config import Limits
+from course.sandbox import cgroups
+from course.sandbox.cgroups import Group
 from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write_frame
 
 UID_BASE = 1_000_000  # sandbox user ids live above the ids of real accounts
+ROOTLESS_UID = 1000  # without root, a submission's user id inside its own user namespace (the grader's outside)
 UIDS_PER_GRADER = 16  # ids a grading process cycles through; it never has that many workers alive at once
 # imported once by the fork server (and by each bubblewrap worker before the notebook runs): what the
 # course's notebooks import, and what `torch.optim` loads the first time an optimizer is made
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch._dynamo", "matplotlib",
            "matplotlib.pyplot", "tqdm.auto", "coursedata", "course.sandbox.server")  # fmt: skip
-FORK_SERVER, BUBBLEWRAP, UNSANDBOXED = "fork server", "bubblewrap", "none"
+FORK_SERVER, BUBBLEWRAP, CONTAINER, UNSANDBOXED = "fork server", "bubblewrap", "container", "none"
 
 
-def _apply_limits(limits: Limits) -> Callable[[], None]:
+def rootless() -> bool:
+    """Grading without root: each sandbox is an unprivileged user namespace of its own (bubblewrap's
+    --unshare-user), where a submission's processes are counted apart from the grader's."""
+    return os.geteuid() != 0
+
+
+def _apply_limits(limits: Limits, group: Group | None = None) -> Callable[[], None]:
     def set_limits() -> None:
+        if group is not None:
+            group.add(os.getpid())  # before exec: everything the worker starts is in its group
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files,) * 2)
         # RLIMIT_AS would break `import torch`, which reserves large virtual regions; cap the data segment.
         resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_mb << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # Counted per user id: it binds once the sandbox has switched to the submission's own id.
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes,) * 2)
+        # Counted per user id: it binds once the sandbox has switched to the submission's own id. Without root,
+        # the count is per user namespace: the worker lowers it once inside its own (see server.main), so that
+        # the namespace is not made with a bound on every process of the grader's user.
+        if not rootless():
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc(limits, group),) * 2)
 
     return set_limits
 
@@ -92,6 +106,17 @@ def worker_env(home: str) -> dict[str, str]:
         "NO_PROXY": "*",
         "COURSE_PRELOAD": ",".join(PRELOAD),
     }
+
+
+def nproc(limits: Limits, group: Group | None) -> int:
+    """RLIMIT_NPROC for a worker: the process limit itself, or, where a control group counts the
+    submission's processes, twice that as a backstop behind the group."""
+    return limits.processes * (2 if group is not None else 1)
+
+
+def _rlimits_inside(limits: Limits, group: Group | None) -> dict[str, str]:
+    """The limits a worker sets on itself once it is in its own user namespace (rootless mode)."""
+    return {"COURSE_NPROC": str(nproc(limits, group))} if rootless() else {}
 
 
 # -- what the sandbox can see -------------------------------------------------------------------------------
@@ -150,6 +175,10 @@ def _view(scratch_mb: int) -> list[str]:
 
 def bwrap_command(limits: Limits, uid: int, argv: list[str]) -> list[str]:
     namespaces = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if rootless():  # a user namespace of its own, no capabilities in it, and no further user namespaces
+        return ["bwrap", *namespaces, "--unshare-user", "--uid", str(ROOTLESS_UID), "--gid", str(ROOTLESS_UID),
+                "--disable-userns", "--die-with-parent", "--new-session", "--hostname", "sandbox",
+                *_view(limits.scratch_mb), "--", "setpriv", "--no-new-privs", *argv]  # fmt: skip
     return [
         "bwrap", *namespaces, "--die-with-parent", "--new-session", "--hostname", "sandbox",
         # root inside bwrap only to switch to the submission's id; setpriv drops every capability after
@@ -163,9 +192,11 @@ def bwrap_command(limits: Limits, uid: int, argv: list[str]) -> list[str]:
 def zygote_command(argv: list[str]) -> list[str]:
     """The fork server's sandbox: the workers' view and no network; the capabilities it needs to make each
     child's namespaces and mounts and to give it its user id (the children drop them all); the host's PID
-    namespace, so that the grader can find each child (each gets a PID namespace of its own)."""
+    namespace, so that the grader can find each child (each gets a PID namespace of its own). Without root,
+    these capabilities hold in a user namespace of its own, and each child makes a nested one."""
+    user = ["--unshare-user", "--uid", str(ROOTLESS_UID), "--gid", str(ROOTLESS_UID)] if rootless() else []
     return [
-        "bwrap", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+        "bwrap", *user, "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
         "--new-session", "--hostname", "sandbox",
         "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
         *_view(1), "--", *argv,
@@ -190,11 +221,6 @@ def sandbox_problem() -> str | None:
         return "bubblewrap is not installed (`apt-get install bubblewrap`, or `make setup` as root)"
     if shutil.which("setpriv") is None:
         return "setpriv (util-linux) is not installed"
-    if os.geteuid() != 0:
-        return (
-            "the sandbox runs each submission under a user id of its own, which needs root; "
-            "run the grader as root (for example in a container)"
-        )
     limits = Limits(cpu_seconds=10, memory_mb=1024, processes=16, file_size_mb=1, open_files=256, scratch_mb=1)
     try:
         trial = subprocess.run(
@@ -209,19 +235,73 @@ def sandbox_problem() -> str | None:
         return f"bubblewrap could not be started ({exc})"
     if trial.returncode != 0:
         detail = (trial.stderr.strip().splitlines() or [f"exit status {trial.returncode}"])[-1]
-        return f"bubblewrap cannot start a sandbox here ({detail})"
+        how = " without root (unprivileged user namespaces may be disabled here)" if rootless() else ""
+        return f"bubblewrap cannot start a sandbox here{how} ({detail})"
     return None
+
+
+@functools.cache
+def container_problem() -> str | None:
+    """Why the container boundary cannot be used (the grader as root, each submission's code as an
+    unprivileged user of its own that cannot read the course's sources), or None when it can."""
+    if os.geteuid() != 0:
+        return "the container boundary runs each submission as a user of its own, which needs root"
+    if shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is not installed"
+    return None
+
+
+@functools.cache
+def _own_network_namespace() -> bool:
+    """Whether this machine lets a worker start in a network namespace of its own (no network) without
+    bubblewrap (util-linux's unshare); a container may refuse it."""
+    try:
+        return subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+# -- what one submission may use, all its processes together ---------------------------------------------------
+_controllers: cgroups.Controllers | str | None = None
+
+
+def bound_problem() -> str | None:
+    """Why submissions are bounded per process here instead of by a control group each, or None."""
+    global _controllers
+    if _controllers is None:
+        _controllers = cgroups.find()
+    return _controllers if isinstance(_controllers, str) else None
+
+
+def _group(limits: Limits) -> cgroups.Group | None:
+    if bound_problem() is not None:
+        return None
+    assert isinstance(_controllers, cgroups.Controllers)
+    try:
+        return _controllers.create(limits.memory_mb, limits.processes)
+    except cgroups.GroupError:
+        return None
 
 
 # -- a started worker -----------------------------------------------------------------------------------------
 class WorkerProcess:
     """A submission's first process (its loader), as the grader holds it: the grader's end of the loader's
-    control socket, and a way to kill everything the submission started."""
+    control socket, a way to kill everything the submission started, and the control group that holds it
+    (None: each of its processes is bounded alone)."""
 
     isolation = UNSANDBOXED
 
-    def __init__(self, control: int):
+    def __init__(self, control: int, group: Group | None = None):
         self.control = control
+        self.group = group
+        self.peak_mb: float | None = None  # the most memory the submission held at once, when a group measured it
+
+    @property
+    def bound(self) -> str:
+        """What bounded the submission's memory and processes."""
+        if self.group is not None:
+            return f"{self.group.bound}: memory and processes counted for the whole submission"
+        return "per process: memory counted for each process alone"
 
     def kill(self) -> None:
         raise NotImplementedError
@@ -236,14 +316,18 @@ class WorkerProcess:
             os.close(self.control)
         except OSError:
             pass
+        if self.group is not None:
+            peak = self.group.peak_bytes()
+            self.peak_mb = round(peak / 2**20, 1) if peak is not None else None
+            self.group.remove()
 
 
 class PopenWorker(WorkerProcess):
     """A worker that is a new Python: under bubblewrap, or a plain process."""
 
     def __init__(self, control: int, process: subprocess.Popen[bytes], isolation: str,
-                 scratch: tempfile.TemporaryDirectory[str] | None = None):  # fmt: skip
-        super().__init__(control)
+                 scratch: tempfile.TemporaryDirectory[str] | None = None, group: Group | None = None):  # fmt: skip
+        super().__init__(control, group)
         self.process = process
         self.isolation = isolation
         self.scratch = scratch
@@ -268,8 +352,8 @@ class PopenWorker(WorkerProcess):
 class ForkedWorker(WorkerProcess):
     isolation = FORK_SERVER
 
-    def __init__(self, control: int, pid: int, server: ForkServer):
-        super().__init__(control)
+    def __init__(self, control: int, pid: int, server: ForkServer, group: Group | None = None):
+        super().__init__(control, group)
         self.pid = pid
         self.server = server
 
@@ -287,32 +371,45 @@ def _channel() -> tuple[int, int]:
     return ours.detach(), theirs.detach()
 
 
-def _start_process(limits: Limits, sandboxed: bool) -> PopenWorker:
-    """`python -m course.sandbox.server` in its own session with its limits: under bubblewrap, or (when the
-    instructor accepted the risk) as a plain process with only the resource limits."""
+def _start_process(limits: Limits, isolation: str) -> PopenWorker:
+    """`python -m course.sandbox.server` in its own session with its limits and control group: under
+    bubblewrap; as an unprivileged user of its own (the container boundary, where bubblewrap cannot start);
+    or (when the instructor accepted the risk) as a plain process with only the resource limits."""
     ours, theirs = _channel()
     argv = [sys.executable, "-m", "course.sandbox.server"]
     scratch = None
-    if sandboxed:
-        env, cwd = worker_env("/tmp"), "/"
+    group = _group(limits)
+    if isolation == BUBBLEWRAP:
+        env, cwd = {**worker_env("/tmp"), **_rlimits_inside(limits, group)}, "/"
         command = bwrap_command(limits, _next_uid(), argv)
+    elif isolation == CONTAINER:
+        uid = _next_uid()
+        scratch = tempfile.TemporaryDirectory(prefix="course-worker-")
+        os.chown(scratch.name, uid, uid)
+        os.chmod(scratch.name, 0o700)
+        env, cwd = worker_env(scratch.name), scratch.name
+        network = ["unshare", "--net"] if _own_network_namespace() else []
+        command = [*network, "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                   "--bounding-set=-all", "--no-new-privs", *argv]  # fmt: skip
     else:
         scratch = tempfile.TemporaryDirectory(prefix="course-worker-")
         env, cwd = worker_env(scratch.name), scratch.name
         command = argv
     env["COURSE_CHANNEL"] = str(theirs)
-    if sandboxed:
+    if isolation == BUBBLEWRAP:
         env["COURSE_SWEEP"] = "1"  # alone in the sandbox's PID namespace: it may kill what a tester left
     try:
         process = subprocess.Popen(command, pass_fds=(theirs,), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                   preexec_fn=_apply_limits(limits))  # fmt: skip
+                                   preexec_fn=_apply_limits(limits, group))  # fmt: skip
     except OSError:
         os.close(ours)
+        if group is not None:
+            group.remove()
         raise
     finally:
         os.close(theirs)
-    return PopenWorker(ours, process, BUBBLEWRAP if sandboxed else UNSANDBOXED, scratch)
+    return PopenWorker(ours, process, isolation, scratch, group)
 
 
 # -- the fork server ------------------------------------------------------------------------------------------
@@ -331,11 +428,13 @@ class ForkServer:
         """Start the fork server; why it cannot start, or None."""
         ours, theirs = _channel()
         env = {**worker_env("/tmp"), "COURSE_ZYGOTE": str(theirs)}
+        log = os.environ.get("COURSE_SANDBOX_LOG")  # where the fork server says why a child could not start
         try:
-            self.process = subprocess.Popen(zygote_command([sys.executable, "-m", "course.sandbox.zygote"]),
-                                            pass_fds=(theirs,), env=env, cwd="/", stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                            start_new_session=True)  # fmt: skip
+            with open(log, "ab") if log else open(os.devnull, "wb") as errors:
+                self.process = subprocess.Popen(zygote_command([sys.executable, "-m", "course.sandbox.zygote"]),
+                                                pass_fds=(theirs,), env=env, cwd="/", stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.DEVNULL, stderr=errors,
+                                                start_new_session=True)  # fmt: skip
         except OSError as exc:
             os.close(ours)
             return f"bubblewrap could not be started ({exc})"
@@ -366,23 +465,26 @@ class ForkServer:
                 continue
             return reply
 
-    def spawn(self, limits: Limits, uid: int, place: Callable[[int], None] | None = None) -> ForkedWorker:
-        """A new child: its loader listens on the returned control socket. `place(pid)` runs before the
-        child makes its namespaces (to put it in control groups)."""
+    def spawn(self, limits: Limits, uid: int, group: Group | None = None) -> ForkedWorker:
+        """A new child: its loader listens on the returned control socket. It is put in `group` before it
+        makes its namespaces (so that everything it starts is counted there)."""
         ours, theirs = _channel()
+        request = {"op": "spawn", "uid": uid, "limits": dataclasses.asdict(limits), "nproc": nproc(limits, group),
+                   "rootless": rootless()}  # fmt: skip
         try:
             with self.lock:
-                reply = self._ask({"op": "spawn", "uid": uid, "limits": dataclasses.asdict(limits)}, fds=(theirs,))
-                pid = int(str(reply["pid"]))
-                if place:
-                    place(pid)
+                pid = int(str(self._ask(request, fds=(theirs,))["pid"]))
+                if group is not None:
+                    group.add(pid)
                 self._ask({"op": "go", "pid": pid})
         except BaseException:
             os.close(ours)
+            if group is not None:
+                group.remove()
             raise
         finally:
             os.close(theirs)
-        return ForkedWorker(ours, pid, self)
+        return ForkedWorker(ours, pid, self, group)
 
     def kill(self, pid: int) -> None:
         try:
@@ -444,13 +546,15 @@ def fork_server_problem() -> str | None:
     return server.problem
 
 
-def start_worker(limits: Limits, sandboxed: bool = True) -> WorkerProcess:
-    """Start a submission's worker (its loader, listening on the control socket it returns)."""
-    if sandboxed and fork_server_problem() is None:
+def start_worker(limits: Limits, isolation: str = FORK_SERVER) -> WorkerProcess:
+    """Start a submission's worker (its loader, listening on the control socket it returns): in the fork
+    server where it runs (bubblewrap per worker otherwise), or behind the boundary asked for (CONTAINER,
+    UNSANDBOXED)."""
+    if isolation == FORK_SERVER and fork_server_problem() is None:
         assert _fork_server is not None
         try:
-            return _fork_server.spawn(limits, _next_uid())
+            return _fork_server.spawn(limits, _next_uid(), _group(limits))
         except (ChannelClosed, ChannelTimeout, OSError) as exc:
             _fork_server.problem = f"the fork server stopped answering ({exc})"
             _fork_server.stop()
-    return _start_process(limits, sandboxed)
+    return _start_process(limits, BUBBLEWRAP if isolation == FORK_SERVER else isolation)

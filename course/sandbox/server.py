@@ -335,6 +335,11 @@ def main() -> None:
     """`python -m course.sandbox.server`: one submission's loader, in a sandbox of its own."""
     ctl = int(os.environ.pop("COURSE_CHANNEL"))
     sweep = os.environ.pop("COURSE_SWEEP", "") == "1"  # set only inside a sandbox's PID namespace
+    if "COURSE_NPROC" in os.environ:  # without root: the process limit binds once inside our user namespace
+        import resource
+
+        n = int(os.environ.pop("COURSE_NPROC"))
+        resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
     preload([m for m in os.environ.pop("COURSE_PRELOAD", "").split(",") if m])
     os.environ.setdefault("MPLBACKEND", "Agg")
     sys.argv = ["notebook"]

@@ -15,7 +15,9 @@ Each child, before any student code runs, gets what a bubblewrap worker gets:
   System V or POSIX IPC in common with anyone, and a private `/tmp` and `/dev/shm` (fresh tmpfs of the
   scratch size) and `/proc` (its own processes only) over the fork server's read-only view;
 - a user id of its own (the grader chooses it), no supplementary groups, no capabilities at all (every
-  set cleared, the bounding set included), no_new_privs, and the resource limits of course.yaml;
+  set cleared, the bounding set included), no_new_privs, and the resource limits of course.yaml; without
+  root, a user namespace of its own instead of a user id (its processes are counted apart all the same),
+  in which it may make no further user namespace;
 - death with its parent (PR_SET_PDEATHSIG), all the fork server's descriptors closed but its control
   socket, standard streams on /dev/null, a new session.
 
@@ -39,14 +41,15 @@ import signal
 import socket
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
 from course.sandbox import server
 from course.sandbox.wire import ChannelClosed, read_frame, write_frame
 
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
-    0x00020000, 0x04000000, 0x08000000, 0x20000000, 0x40000000)  # fmt: skip
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (
+    0x00020000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)  # fmt: skip
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     1, 2, 4, 8, 32, 4096, 1 << 14, 1 << 18)  # fmt: skip
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
@@ -73,7 +76,7 @@ def _clear_capabilities() -> None:
     _check(libc.capset(header, data), "capset")
 
 
-def apply_limits(limits: dict[str, int]) -> None:
+def apply_limits(limits: dict[str, int], nproc: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 5))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] << 20,) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"],) * 2)
@@ -81,7 +84,7 @@ def apply_limits(limits: dict[str, int]) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limits["memory_mb"] << 20,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # counted per user id: the child's own id, so it counts only this submission's processes
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
 def _mounts_under(top: str) -> list[str]:
@@ -106,7 +109,18 @@ def _fresh_tmpfs(top: str, options: str) -> None:
         os.close(fd)
 
 
-def _become_submission(uid: int, limits: dict[str, int]) -> None:
+def _own_user_namespace(uid: int) -> None:
+    """Without root: a user namespace of the child's own, in which it is `uid` (the grader's user outside).
+    Its processes are counted apart from every other submission's (RLIMIT_NPROC is per user namespace), as
+    long as the limit is set once inside (see apply_limits), not before."""
+    outside_uid, outside_gid = os.getuid(), os.getgid()  # once unshared, these read as unmapped
+    _check(libc.unshare(CLONE_NEWUSER), "unshare a user namespace")
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"{uid} {outside_uid} 1\n")
+    Path("/proc/self/gid_map").write_text(f"{uid} {outside_gid} 1\n")
+
+
+def _become_submission(uid: int, limits: dict[str, int], nproc: int, rootless: bool) -> None:
     """In the child, PID 1 of its new namespaces: the private mounts, then every privilege dropped."""
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     scratch = f"size={limits['scratch_mb']}m,mode=1777"
@@ -116,24 +130,30 @@ def _become_submission(uid: int, limits: dict[str, int]) -> None:
     socket.sethostname("sandbox")
     os.setsid()
     os.chdir("/tmp")
-    apply_limits(limits)
+    apply_limits(limits, nproc)
     for cap in range(int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1):  # the bounding set too
         _check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop the capability bounding set")
-    os.setgroups([])
+    if rootless:
+        Path("/proc/sys/user/max_user_namespaces").write_text("0")  # and no user namespace of its own making
+    else:
+        os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
     _clear_capabilities()
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _close_all_but(keep: int) -> int:
-    """Only the loader's control socket stays open (as descriptor 3), with stdio on /dev/null."""
+def _close_all_but(ctl: int, lifeline: int) -> tuple[int, int]:
+    """Only the loader's control socket and its lifeline stay open (as descriptors 3 and 4), with stdio on
+    /dev/null."""
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    os.dup2(keep, 3)
-    os.closerange(4, 1 << 20)
-    return 3
+    moved = [os.dup(fd) for fd in (ctl, lifeline)]  # above 4 first, so that neither overwrites the other
+    os.dup2(moved[0], 3)
+    os.dup2(moved[1], 4)
+    os.closerange(5, 1 << 20)
+    return 3, 4
 
 
 def _child(request: dict[str, Any], ctl: int, go: int, control: socket.socket) -> None:
@@ -143,15 +163,32 @@ def _child(request: dict[str, Any], ctl: int, go: int, control: socket.socket) -
     control.close()
     os.read(go, 1)
     os.close(go)
+    rootless = bool(request.get("rootless"))
+    uid = os.getuid() if rootless else int(request["uid"])  # without root, no other id can be mapped
+    if rootless:
+        _own_user_namespace(uid)
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    lifeline, held = os.pipe()  # the loader sees it close if this process dies
     pid = os.fork()
     if pid == 0:
+        os.close(held)
+        try:
+            _become_submission(uid, request["limits"], int(request.get("nproc", request["limits"]["processes"])),
+                               rootless)  # fmt: skip
+        except OSError:
+            traceback.print_exc()  # to the fork server's log (COURSE_SANDBOX_LOG), then give up
+            os._exit(1)
+        ctl, lifeline = _close_all_but(ctl, lifeline)
+        # a change of user id clears the parent-death signal: set it now, then make sure the parent did not
+        # die before it was set (its end of the lifeline would be closed)
         server._die_with_parent()
-        ctl = _close_all_but(ctl)
-        _become_submission(int(request["uid"]), request["limits"])
+        if select.select([lifeline], [], [], 0)[0]:
+            os._exit(1)
+        os.close(lifeline)
         server.serve_submission(ctl, sweep=True)
         os._exit(0)
     os.close(ctl)
+    os.close(lifeline)
     status = os.waitpid(pid, 0)[1]
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
@@ -180,6 +217,8 @@ def serve(control: socket.socket) -> None:
                 try:
                     os.close(go_w)
                     _child(request, fds[0], go_r, control)
+                except BaseException:
+                    traceback.print_exc()  # to the fork server's log (COURSE_SANDBOX_LOG)
                 finally:
                     os._exit(1)
             os.close(go_r)

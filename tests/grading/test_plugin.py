@@ -56,6 +56,8 @@ class InProcessWorker:
         self.probes: dict[str, dict[str, Any]] = {}
         self.stopped = False
         self.isolation = "in process"
+        self.bound = "none"
+        self.peak_mb = None
         for _, source in cells:
             exec(source, self.namespace)
 

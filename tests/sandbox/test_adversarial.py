@@ -11,17 +11,32 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from course import notebooks
+from course.grading.results import NotebookResult
 from course.grading.submissions import discover
 from course.publish import report
 from course.sandbox.launch import BUBBLEWRAP, FORK_SERVER, sandbox_problem
-from helpers import GOOD_ADD, GOOD_SCALE, REPO, grade, sandbox_processes, submission
+from helpers import (
+    GOOD_ADD,
+    GOOD_SCALE,
+    REPO,
+    grade,
+    instructor_account,
+    run_as_instructor,
+    sandbox_processes,
+    submission,
+)
 
 pytestmark = pytest.mark.slow  # grades a hostile batch
 
@@ -280,36 +295,86 @@ def hostile_batch(course, folder: Path, port: int) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module", params=[FORK_SERVER, BUBBLEWRAP])
+ROOTLESS = "without root"
+STRICT = {"memory_mb": 1024, "processes": 32, "file_size_mb": 16, "scratch_mb": 48, "cpu_seconds": 120,
+          "test_timeout": 4, "time_floor": 4, "notebook_timeout": 30}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=[FORK_SERVER, BUBBLEWRAP, ROOTLESS])
 def batch(tmp_path_factory, request):
     """Grade the whole hostile corpus once, in one batch, with two workers, as `course grade` would: with the
-    fork server, and with a bubblewrap sandbox per worker (the fallback where no fork server starts)."""
+    fork server, with a bubblewrap sandbox per worker (the fallback where no fork server starts), and as an
+    instructor without root (`course grade` run as an unprivileged user: user namespaces instead of uids)."""
     if sandbox_problem():
         pytest.fail(f"the sandbox cannot start here: {sandbox_problem()}")
     backend = request.param
-    if backend == BUBBLEWRAP:
-        os.environ["COURSE_SANDBOX"] = BUBBLEWRAP
     from course import config
     from course.authoring import release
 
-    root = tmp_path_factory.mktemp("adversarial") / "mini"
+    # pytest's temporary folders are root's alone (mode 700): an instructor without root works in their own
+    base = Path(tempfile.mkdtemp(prefix="course-adversarial-")) if backend == ROOTLESS else tmp_path_factory.mktemp("a")
+    base.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True) if backend == ROOTLESS else None)
+    root = base / "mini"
     shutil.copytree(REPO / "tests" / "minicourse", root, ignore=shutil.ignore_patterns("release", "gradebook.db"))
-    course = strict(config.load(root))
+    settings = yaml.safe_load((root / "course.yaml").read_text())
+    settings["grading"] = {**settings.get("grading", {}), **STRICT}
+    (root / "course.yaml").write_text(yaml.safe_dump(settings))
+    course = config.load(root)
+    assert course.grading == strict(course).grading
     release.release(course, course.assignment("toy"))
     listener = Listener()
-    os.environ["COURSE_GRADING_TAG"] = TAG
     try:
         folder = hostile_batch(course, root / "submitted", listener.port)
         a = course.assignment("toy")
-        results = grade(course, a, discover(a, [folder]), seed=11, workers=2)
+        if backend == ROOTLESS:
+            graded = _graded_without_root(course, root)
+        else:
+            os.environ["COURSE_GRADING_TAG"] = TAG
+            if backend == BUBBLEWRAP:
+                os.environ["COURSE_SANDBOX"] = BUBBLEWRAP
+            try:
+                graded = {r[0].student: r[0] for r in grade(course, a, discover(a, [folder]), seed=11, workers=2)}
+            finally:
+                del os.environ["COURSE_GRADING_TAG"]
+                os.environ.pop("COURSE_SANDBOX", None)
     finally:
         listener.close()
-        del os.environ["COURSE_GRADING_TAG"]
-        os.environ.pop("COURSE_SANDBOX", None)
-    graded = {r[0].student: r[0] for r in results}
     ran = {r.isolation for r in graded.values() if r.problem is None}
-    assert ran == {backend}, f"graded in {ran}, not in the {backend} alone"
+    assert ran == {BUBBLEWRAP if backend == BUBBLEWRAP else FORK_SERVER}, f"graded in {ran}, not as {backend} alone"
     return graded, listener, course
+
+
+def _graded_without_root(course, root: Path) -> dict:
+    """`course grade` run by an unprivileged user on the batch, without any flag; its results, read back."""
+    uid, gid = instructor_account()
+    subprocess.run(["chown", "-R", f"{uid}:{gid}", str(root)], check=True)
+    out = run_as_instructor(["grade", "toy", "submitted", "--seed", "11", "--workers", "2", "--json", "s.json"],
+                            cwd=root)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    for _ in range(100):  # what the grader started dies with it, a moment after
+        left = [_described(p) for p in Path("/proc").glob("[0-9]*") if _owner(p) == uid]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, f"processes of the grading were left: {left}"
+    nb = course.assignment("toy").notebooks[0]
+    data = json.loads((root / "s.json").read_text())
+    return {s["student"]: NotebookResult.from_json(nb, s) for s in data["submissions"]}
+
+
+def _described(proc: Path) -> str:
+    try:
+        return f"{proc.name} {(proc / 'cmdline').read_bytes()[:80]!r}"
+    except OSError:
+        return proc.name
+
+
+def _owner(proc: Path) -> int | None:
+    try:
+        return proc.stat().st_uid
+    except OSError:
+        return None
 
 
 def _report(result) -> str:
@@ -509,3 +574,67 @@ def test_nothing_passes_from_one_submission_to_the_next(mini, tmp_path):
     for name in ("a-leaves-behind", "b-looks-for-the-server", "d-looks-for-leftovers", "e-looks-again"):
         assert results[name].score == 3, _report(results[name])
     assert results["c-scribbles-on-everything"].score == 0, _report(results["c-scribbles-on-everything"])
+
+
+HOARDS_PROCESSES = """
+import os, time
+def _hoard():
+    for _ in range(60):  # sleeping children, from every function, as many as it may
+        try:
+            if os.fork() == 0:
+                time.sleep(600)
+                os._exit(0)
+        except OSError:
+            pass
+def add(a, b):
+    _hoard()
+    return a + b
+def scale(x, k):
+    _hoard()
+    return x
+"""
+
+HOARDS_MEMORY = """
+import os, time
+def _hoard():
+    for _ in range(12):  # children that each take what one process may: 12 times the submission's memory
+        if os.fork() == 0:
+            try:
+                block = bytearray(900 << 20)
+                for i in range(0, len(block), 4096):
+                    block[i] = 1
+            except MemoryError:
+                pass
+            time.sleep(600)
+            os._exit(0)
+    time.sleep(3)
+def add(a, b):
+    _hoard()
+    return a + b
+def scale(x, k):
+    _hoard()
+    return x
+"""
+
+
+def test_the_grader_ends_with_exit_0_and_a_report_whatever_the_submissions_did(mini, tmp_path):
+    """`course grade` on submissions that leave 60 children from every function, or take many times their
+    memory through children, next to an honest one: exit status 0, a result for each, and nothing left."""
+    settings = yaml.safe_load((mini.root / "course.yaml").read_text())
+    settings["grading"] = {**settings.get("grading", {}), **STRICT}
+    (mini.root / "course.yaml").write_text(yaml.safe_dump(settings))
+    for name, code in (("hoards-processes", HOARDS_PROCESSES), ("hoards-memory", HOARDS_MEMORY)):
+        submission(mini, name, {"add-impl": code, "scale-impl": "scale = scale"})
+    submission(mini, "honest", {"add-impl": GOOD_ADD, "scale-impl": GOOD_SCALE})
+    tag = f"hoarders-{os.getpid()}"
+    out = subprocess.run([str(Path(sys.executable).with_name("course")), "grade", "toy", "submitted", "--json",
+                          "s.json", "--workers", "2"], cwd=mini.root, capture_output=True, text=True,
+                         env={**os.environ, "COURSE_GRADING_TAG": tag}, timeout=600)  # fmt: skip
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    scores = {s["student"]: s["score"] for s in json.loads((mini.root / "s.json").read_text())["submissions"]}
+    assert scores == {"hoards-processes": 0, "hoards-memory": 0, "honest": 3}, scores
+    for _ in range(50):
+        if not sandbox_processes(tag):
+            break
+        time.sleep(0.1)
+    assert sandbox_processes(tag) == []
