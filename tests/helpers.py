@@ -1,6 +1,7 @@
 """Helpers shared by the tooling tests."""
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -77,36 +78,46 @@ def instructor_account() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def run_as_instructor(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 900):
-    """Run `course ARGS...` as the unprivileged instructor, as a non-root instructor would who set the course
-    up for themselves: a Python they can read and this repository's packages. Here root's home (mode 700)
-    holds the venv's Python, so the run happens in a mount namespace of its own where the repository is bound
-    at a path the instructor can reach, and Debian's Python 3.11 runs a venv whose site-packages are this
-    venv's (the packages are the same; only the interpreter differs)."""
-    uid, gid = instructor_account()
-    stage = Path(tempfile.mkdtemp(prefix="course-instructor-"))
+def run_with_readable_python(
+    command: str, cwd: Path, env: dict[str, str] | None = None, user: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run a shell `command` where a process that is not root can run this project's Python: as the
+    unprivileged instructor (`user`), or as root whose workers run as other users (a container's grader).
+    Root's home (mode 700) holds the venv's Python here, so the command runs in a mount namespace of its own
+    where the repository is bound at a reachable path, and Debian's Python 3.11 runs a venv whose
+    site-packages are this venv's (the packages are the same; only the interpreter differs). In the command,
+    $COURSE_VENV is that venv and $COURSE_REPO the repository."""
+    stage = Path(tempfile.mkdtemp(prefix="course-python-"))
     stage.chmod(0o755)
-    (stage / "repo").mkdir()
-    home = stage / "home"
+    repo, home, venv = stage / "repo", stage / "home", stage / "venv"
+    repo.mkdir()
     home.mkdir()
-    os.chown(home, uid, gid)
-    venv = stage / "venv"
     subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(venv)], check=True)
     site = Path(sys.prefix) / "lib" / "python3.11" / "site-packages"
-    repo = stage / "repo"
-    script = (
-        f"mount --bind {REPO} {repo} && mount --bind {site} {venv}/lib/python3.11/site-packages && "
-        f'exec setpriv --reuid={uid} --regid={gid} --clear-groups {venv}/bin/python -m course.cli "$@"'
-    )
+    switch = ""
+    if user:
+        uid, gid = instructor_account()
+        os.chown(home, uid, gid)
+        switch = f"setpriv --reuid={uid} --regid={gid} --clear-groups "
+    binds = f"mount --bind {REPO} {repo} && mount --bind {site} {venv}/lib/python3.11/site-packages"
+    script = f"{binds} && exec {switch}sh -c {shlex.quote(command)}"
     environment = {
         "PATH": f"{venv}/bin:/usr/bin:/bin",
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "PYTHONPATH": f"{repo}:{repo}/datasets",  # the course package from the bound repository
+        "COURSE_VENV": str(venv),
+        "COURSE_REPO": str(repo),
         **(env or {}),
     }
     try:
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "course", *args],
-                              cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], cwd=cwd,
+                              env=environment, capture_output=True, text=True, timeout=timeout)  # fmt: skip
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def run_as_instructor(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 900):
+    """`course ARGS...` run by the unprivileged instructor, as one who set the course up for themselves."""
+    return run_with_readable_python(f'"$COURSE_VENV/bin/python" -m course.cli {shlex.join(args)}', cwd, env,
+                                    user=True, timeout=timeout)  # fmt: skip

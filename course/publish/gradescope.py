@@ -10,6 +10,7 @@ Whatever happens, a results file is written; a submission that cannot be graded 
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 import zipfile
@@ -64,6 +65,8 @@ def results_json(results: list[NotebookResult]) -> dict[str, Any]:
                 }
             )
     notes = [n for r in results for n in r.notes]
+    where = wording.isolation([r.isolation for r in results], [r.bound for r in results])
+    notes += [where] if where else []
     return {
         "score": round(sum(r.score for r in results), 4),
         "visibility": "visible",
@@ -85,8 +88,11 @@ def run(root: Path, assignment_name: str) -> dict[str, Any]:
                 + ", ".join(f"{nb.name}.ipynb" for nb in assignment.notebooks)
                 + ")"
             )
-        options = pipeline.GradingOptions(workers=pipeline.default_workers())
-        [results] = pipeline.grade(course, assignment, {"submission": files}, options)
+        lock_down(course, root)
+        # a sandbox where one starts; where none does (a container that refuses namespaces), the container
+        # holds this one submission, which runs as a user of its own that cannot read the course's sources
+        options = pipeline.GradingOptions(isolation="container", workers=pipeline.default_workers())
+        [results] = pipeline.grade(course, assignment, {"submission": files}, options, say=lambda _: None)
         data = results_json(results)
     except CourseError as exc:
         data = _failed(str(exc))
@@ -94,6 +100,17 @@ def run(root: Path, assignment_name: str) -> dict[str, Any]:
         data = _failed(f"an error in the autograder itself ({type(exc).__name__}: {exc}); tell your instructor")
     atomic_write(root / "results" / "results.json", json.dumps(data, indent=1) + "\n")
     return data
+
+
+def lock_down(course: Course, root: Path) -> None:
+    """Inside Gradescope's container (as root): the hidden suites, the references and the results folder
+    readable by root alone, so that a submission running as another user cannot read or write them."""
+    if os.geteuid() != 0:
+        return
+    for folder in (course.files.autograder, course.root / "solutions", root / "results"):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chown(folder, 0, 0)
+        folder.chmod(0o700)
 
 
 def _failed(reason: str) -> dict[str, Any]:

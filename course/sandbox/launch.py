@@ -217,6 +217,8 @@ def _next_uid() -> int:
 @functools.cache
 def sandbox_problem() -> str | None:
     """Why no sandbox can be started on this machine, or None when it can."""
+    if os.environ.get("COURSE_SANDBOX") == CONTAINER:
+        return "COURSE_SANDBOX=container: this container holds one submission and is its boundary"
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed (`apt-get install bubblewrap`, or `make setup` as root)"
     if shutil.which("setpriv") is None:
