@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 LOCKS  := requirements/test.txt requirements/browser.txt
 CODE   := course tests bench datasets/coursedata
 
-.PHONY: setup sandbox browser demo audit lint types test test-fast test-tooling test-notebooks test-browser release lock clean
+.PHONY: setup sandbox browser demo audit lint types test test-fast test-tooling test-notebooks test-browser gpu-check release lock clean
 
 setup: $(STAMP) sandbox
 
@@ -82,6 +82,14 @@ test-browser: setup browser
 	$(BIN)/pytest -q -p no:cacheprovider tests/browser
 
 test: lint types test-tooling test-notebooks test-browser
+
+# on a machine with a CUDA device: every source notebook end to end on it (each picks cuda when it is there),
+# then every week's demo class graded (grading itself runs on the CPU, in the sandbox)
+gpu-check: setup
+	$(BIN)/python -c "import sys, torch; sys.exit(None if torch.cuda.is_available() else 'gpu-check: no CUDA device here')"
+	MPLBACKEND=Agg $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 source
+	for a in $$($(BIN)/python -c "from course import config; print(*config.load().assignments)"); do \
+	  $(BIN)/course demo $$a --no-gradebook || exit 1; done
 
 clean:
 	rm -rf $(VENV) gradebook.db demo feedback reports autograded
