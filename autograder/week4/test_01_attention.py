@@ -4,7 +4,8 @@ Every probe builds its inputs from `seed` in float64 and compares the submission
 computes the same thing (F.scaled_dot_product_attention, nn.MultiheadAttention with the same weights) and with
 the reference elsewhere. Shapes are chosen to expose bugs: query length != key length, size of the queries !=
 size of the values, model width != head size, batches of one, masks that are neither all-True nor symmetric,
-scores of size 1e4, random upstream gradients. Boolean masks are True where a query MAY attend to a key.
+scores of size 1e4, random upstream gradients. Boolean masks are True where a query MAY attend to a key. Devices
+are tested on PyTorch's "meta" device, which every machine has.
 """
 import pytest
 
@@ -189,6 +190,57 @@ def causality_case(nb, seed, kind, n_embd, size, T):
     return {"finite": bool(torch.isfinite(base).all()),
             "nan_rows": torch.isnan(base).any(dim=(0, 2)).nonzero().flatten().tolist(),
             "before": before, "at": at}
+
+
+@probe
+def device_mixing():
+    """A torch function mode that records every torch function called with tensors (of one dimension or more) on
+    more than one device: what would fail on a GPU, seen on the CPU and PyTorch's "meta" device."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    def tensors(x):
+        if isinstance(x, torch.Tensor):
+            yield x
+        elif isinstance(x, (list, tuple)):
+            for y in x:
+                yield from tensors(y)
+        elif isinstance(x, dict):
+            for y in x.values():
+                yield from tensors(y)
+
+    class Mixing(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.mixed = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            devices = sorted({t.device.type for t in tensors((args, kwargs)) if t.dim() > 0})
+            if len(devices) > 1:
+                self.mixed.append(f"{getattr(func, '__name__', str(func))} on {' and '.join(devices)}")
+            return func(*args, **kwargs)
+
+    return Mixing()
+
+
+@probe
+def head_on_meta(nb):
+    """causal_mask(3, device="meta")'s device, and a Head(12, 4) run on PyTorch's "meta" device (as on a GPU):
+    the device of its output and the torch functions that met tensors of two devices."""
+    import torch
+    try:
+        mask_device = str(nb.causal_mask(3, device="meta").device)
+    except Exception as error:
+        mask_device = f"{type(error).__name__}: {error}"
+    head = nb.Head(12, 4).to("meta")
+    mode = device_mixing()
+    try:
+        with mode:
+            out = str(head(torch.zeros(2, 5, 12, device="meta")).device)
+    except RuntimeError as error:                       # two devices in one operation: recorded by the mode
+        out = f"nothing ({error})"
+    return {"mask": mask_device, "out": out, "mixed": mode.mixed}
 
 
 @probe
@@ -481,6 +533,17 @@ def test_head_gradients(student, reference, seed):
         expected = reference(head_case, seed=seed, n_embd=n_embd, head_size=head_size, n=n, T=T)
         assert_close({"dx": found["dx"], "grads": found["grads"]}, {"dx": expected["dx"], "grads": expected["grads"]},
                      atol=1e-10, rtol=1e-9, what=f"the gradients of Head({n_embd}, {head_size}) on x [{n}, {T}, {n_embd}]")
+
+
+@pytest.mark.exercise("causal_head")
+def test_causal_mask_and_head_on_the_device_of_their_input(student):
+    """causal_mask(T, device) creates its mask on `device`, and Head builds its mask on the device of x (causal_mask(T, x.device)): tested on PyTorch's "meta" device, as on a GPU."""
+    found = student(head_on_meta)
+    check(found["mask"] == "meta", f"causal_mask(3, device='meta') returned a mask on {found['mask']}: create it "
+                                   "with device=device")
+    check(not found["mixed"], f"on another device than the CPU, the head combined its tensors with a mask on the CPU "
+                              f"({'; '.join(found['mixed'][:3])}): build the mask on x.device")
+    check(found["out"] == "meta", f"Head on x on the meta device returned its output on {found['out']}")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each `# %% [cell-id]` region below is the source of the notebook's solution cell of that id. Text before the
 first region (this docstring, the imports and the provided classes) is not copied: the notebook defines the same
-names in its own cells (the configuration and the attention are given to the learner, as they are here).
+names in its own cells (the configuration and the attention are given to the learner, as they are here). The
+batch size is N, as in every notebook of the course: token ids [N, T], activations [N, T, C].
 """
 import math
 
@@ -24,39 +25,24 @@ class GPTConfig:
         self.dropout = dropout
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention: x [B, T, C] -> [B, T, C] (notebook 01's, on PyTorch's fused kernel)."""
+class CausalSelfAttention(nn.MultiheadAttention):
+    """Multi-head causal self-attention, x [N, T, C] -> [N, T, C]: PyTorch's nn.MultiheadAttention (the layer
+    notebook 01's MultiHeadAttention matched), given x as query, key and value, with the future masked out."""
 
     def __init__(self, config):
-        super().__init__()
-        assert config.n_embd % config.n_head == 0, "n_embd must be a multiple of n_head"
-        self.n_head = config.n_head
-        self.dropout = config.dropout
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)   # queries, keys and values of all heads
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd)       # mixes the heads' outputs
+        super().__init__(config.n_embd, config.n_head, dropout=config.dropout, batch_first=True)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def heads(self, x):
-        """q, k, v, each [B, n_head, T, head_size]."""
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        return [t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)]
-
     def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.heads(x)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)          # the heads side by side again
-        return self.resid_dropout(self.c_proj(y))
+        future = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
+        out, _ = super().forward(x, x, x, attn_mask=future, is_causal=True, need_weights=False)
+        return self.resid_dropout(out)
 
     @torch.no_grad()
     def weights(self, x):
-        """The attention weights softmax(q k^T / sqrt(head_size)) under the causal mask: [B, n_head, T, T]."""
-        q, k, _ = self.heads(x)
-        T = x.shape[1]
-        scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])
-        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-        return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+        """The attention weights of every head under the causal mask: [N, n_head, T, T], each row summing to 1."""
+        future = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
+        return super().forward(x, x, x, attn_mask=future, need_weights=True, average_attn_weights=False)[1]
 
 
 # %% [layernorm]
@@ -87,7 +73,7 @@ class LayerNorm(nn.Module):
 
 # %% [transformer_block]
 class MLP(nn.Module):
-    """The position-wise feed-forward network: x [B, T, C] -> [B, T, C], each position on its own.
+    """The position-wise feed-forward network: x [N, T, C] -> [N, T, C], each position on its own.
 
     c_fc:    nn.Linear(C, 4 * C), then GELU (exact: nn.GELU())
     c_proj:  nn.Linear(4 * C, C), then dropout (self.dropout, nn.Dropout(config.dropout)) on the output
@@ -109,7 +95,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-norm transformer block: x [B, T, C] -> [B, T, C].
+    """A pre-norm transformer block: x [N, T, C] -> [N, T, C].
 
         x = x + attn(ln_1(x))       communication: each position reads from the earlier ones
         x = x + mlp(ln_2(x))        computation: each position on its own
@@ -145,8 +131,8 @@ class GPT(nn.Module):
     ln_f:    LayerNorm(n_embd), the final normalization
     lm_head: nn.Linear(n_embd, vocab_size, bias=False), whose weight IS wte's weight (weight tying)
 
-    forward: idx [B, T] int64 (T <= block_size), targets [B, T] int64 or None
-        ->  logits [B, T, vocab_size] and the mean cross-entropy of the targets (None without targets)
+    forward: idx [N, T] int64 (T <= block_size), targets [N, T] int64 or None
+        ->  logits [N, T, vocab_size] and the mean cross-entropy of the targets (None without targets)
     """
 
     def __init__(self, config):
@@ -163,7 +149,7 @@ class GPT(nn.Module):
         ### END SOLUTION
         self.apply(self._init_weights)
         for name, p in self.named_parameters():   # the layers that write into the residual stream: smaller
-            if name.endswith("c_proj.weight"):
+            if name.endswith(("c_proj.weight", "out_proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def _init_weights(self, module):
@@ -171,31 +157,34 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
+        if isinstance(module, nn.MultiheadAttention):    # its queries', keys' and values' weights: one [3C, C] tensor
+            nn.init.normal_(module.in_proj_weight, mean=0.0, std=0.02)
+            nn.init.zeros_(module.in_proj_bias)
 
     def forward(self, idx, targets=None):
-        B, T = idx.shape
+        N, T = idx.shape
         assert T <= self.config.block_size, f"a sequence of {T} tokens is longer than block_size={self.config.block_size}"
         ### BEGIN SOLUTION
         pos = torch.arange(T, device=idx.device)                 # [T]: 0, 1, ..., T - 1
-        x = self.drop(self.wte(idx) + self.wpe(pos))             # [B, T, C] + [T, C]
+        x = self.drop(self.wte(idx) + self.wpe(pos))             # [N, T, C] + [T, C]
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.ln_f(x))                      # [B, T, vocab_size]
+        logits = self.lm_head(self.ln_f(x))                      # [N, T, vocab_size]
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
+            loss = F.cross_entropy(logits.view(N * T, -1), targets.view(N * T))
         return logits, loss
         ### END SOLUTION
 
 
 # %% [param_formula]
 def gpt_num_params(vocab_size, block_size, n_layer, n_embd):
-    """The number of parameters of GPT(GPTConfig(block_size, vocab_size, n_layer, n_head, n_embd)), from the
-    formula derived in the text (it does not depend on n_head); an int. Build no model."""
+    """The number of parameters of GPT(GPTConfig(block_size, vocab_size, n_layer, n_head, n_embd)), counted from
+    the four sizes alone (it does not depend on n_head); an int. Build no model."""
     ### BEGIN SOLUTION
     V, T, L, C = vocab_size, block_size, n_layer, n_embd
     embeddings = V * C + T * C                    # wte (shared with lm_head) and wpe
-    attention = (C * 3 * C + 3 * C) + (C * C + C)  # c_attn and c_proj, with biases
+    attention = (C * 3 * C + 3 * C) + (C * C + C)  # in_proj and out_proj, with biases
     mlp = (C * 4 * C + 4 * C) + (4 * C * C + C)    # c_fc and c_proj, with biases
     block = 2 * C + attention + 2 * C + mlp        # ln_1, attn, ln_2, mlp: 12 C^2 + 13 C
     return embeddings + L * block + 2 * C          # and ln_f
@@ -205,9 +194,9 @@ def gpt_num_params(vocab_size, block_size, n_layer, n_embd):
 # %% [sampling]
 @torch.no_grad()
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None):
-    """Extend idx [B, T] by max_new_tokens tokens, sampled one at a time: -> [B, T + max_new_tokens].
+    """Extend idx [N, T] by max_new_tokens tokens, sampled one at a time: -> [N, T + max_new_tokens].
 
-    model(idx_cond) returns (logits [B, T', vocab_size], loss); the model sees at most model.config.block_size
+    model(idx_cond) returns (logits [N, T', vocab_size], loss); the model sees at most model.config.block_size
     tokens, so idx_cond is the LAST block_size tokens of idx when idx is longer. Each new token is sampled from
     softmax(logits of the last position / temperature), keeping only the top_k largest logits when top_k is set
     (all of them when top_k >= vocab_size).
@@ -217,12 +206,12 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None):
         ### BEGIN SOLUTION
         idx_cond = idx if idx.size(1) <= block_size else idx[:, -block_size:]
         logits, _ = model(idx_cond)
-        logits = logits[:, -1, :] / temperature                     # [B, vocab_size]
+        logits = logits[:, -1, :] / temperature                     # [N, vocab_size]
         if top_k is not None:
             v, _ = torch.topk(logits, min(top_k, logits.size(-1)))    # v[:, -1] is the k-th largest logit
             logits[logits < v[:, [-1]]] = float("-inf")
         probs = F.softmax(logits, dim=-1)
-        idx_next = torch.multinomial(probs, num_samples=1)          # [B, 1]
+        idx_next = torch.multinomial(probs, num_samples=1)          # [N, 1]
         idx = torch.cat((idx, idx_next), dim=1)
         ### END SOLUTION
     return idx
