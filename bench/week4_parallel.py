@@ -12,6 +12,7 @@ cells. Each run times every layer at every length; with --runs N it prints the m
 
     .venv/bin/python bench/week4_parallel.py [--runs 5] [--rounds 3] [--threads 1] [--lengths 16 64 256 512]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,6 @@ import time
 
 import torch
 import torch.nn as nn
-
 from notebook_code import reference
 
 
@@ -63,8 +63,10 @@ def main() -> None:
     ref = reference("week4/01_attention")
     N, C, n_head = 8, 64, 4
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {args.threads} thread(s); N = {N}, C = {C}, {n_head} heads; "
-          f"median of {args.rounds} passes per run, median of {args.runs} runs, in ms\n")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s); N = {N}, C = {C}, {n_head} heads; "
+        f"median of {args.rounds} passes per run, median of {args.runs} runs, in ms\n"
+    )
     for dev in devices:
         torch.manual_seed(0)
         attention = ref.MultiHeadAttention(C, n_head).to(dev)
@@ -73,12 +75,16 @@ def main() -> None:
         print(f"{dev.type}: {'T':>5} {'steps':>9} {'T x T weights':>14}" + "".join(f"{n:>18}" for n in names))
         for T in args.lengths:
             x, mask = torch.randn(N, T, C, device=dev), ref.causal_mask(T, dev)
-            layers = (lambda x: attention(x, mask), lambda x: lstm(x)[0], loop)
-            times = [statistics.median(forward_backward_ms(layer, x, args.rounds) for _ in range(args.runs))
-                     for layer in layers]
+            layers = (lambda x: attention(x, mask), lambda x: lstm(x)[0], loop)  # noqa: B023 (timed at once, here)
+            times = [
+                statistics.median(forward_backward_ms(layer, x, args.rounds) for _ in range(args.runs))
+                for layer in layers
+            ]
             weights_mb = N * n_head * T * T * 4 / 2**20
-            print(f"{'':>{len(dev.type) + 1}} {T:5d} {'1 vs ' + str(T):>9} {weights_mb:11.1f} MB"
-                  + "".join(f"{t:18.2f}" for t in times))
+            print(
+                f"{'':>{len(dev.type) + 1}} {T:5d} {'1 vs ' + str(T):>9} {weights_mb:11.1f} MB"
+                + "".join(f"{t:18.2f}" for t in times)
+            )
         print()
 
 

@@ -11,6 +11,7 @@ prints every run and the minimum and median of each figure.
 
     .venv/bin/python bench/week4_seq2seq.py [--runs 10] [--steps 1000] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,6 @@ import statistics
 import time
 
 import torch
-
 from notebook_code import notebook_functions, reference
 
 NOTEBOOK = "week4/03_encoder_decoder"
@@ -60,8 +60,10 @@ def main() -> None:
     for seed in range(args.runs):
         r = run(ref, reversal_batch, seed, args.steps)
         runs.append(r)
-        print(f"seed {seed}: test accuracy {r['accuracy']:.4f}, final loss {r['loss']:.5f}; "
-              f"{r['cpu']:.1f} s CPU, {r['wall']:.1f} s wall")
+        print(
+            f"seed {seed}: test accuracy {r['accuracy']:.4f}, final loss {r['loss']:.5f}; "
+            f"{r['cpu']:.1f} s CPU, {r['wall']:.1f} s wall"
+        )
     for key, fmt in (("accuracy", ".4f"), ("loss", ".5f"), ("cpu", ".1f"), ("wall", ".1f")):
         values = [r[key] for r in runs]
         print(f"{key:>8}: min {min(values):{fmt}}  median {statistics.median(values):{fmt}}  max {max(values):{fmt}}")

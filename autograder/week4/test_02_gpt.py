@@ -24,7 +24,7 @@ def make_config(nb, cfg):
 
 
 @probe
-def seeded_weights(nb, model, seed):
+def seeded_gpt_weights(nb, model, seed):
     """Give every entry of model.state_dict(), in sorted name order, seeded float64 values: matrices scaled by
     1/sqrt(fan-in), 1-D weights around 1, biases around 0. Returns the names and shapes."""
     import torch
@@ -119,7 +119,7 @@ def mlp_case(nb, seed, cfg, x_shape):
     """MLP(config) in float64, eval mode, seeded weights by name: the state_dict's shapes and the output."""
     import torch
     model = nb.MLP(make_config(nb, cfg)).double().eval()
-    shapes = seeded_weights(nb, model, seed)
+    shapes = seeded_gpt_weights(nb, model, seed)
     x = torch.randn(*x_shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
     return {"state_dict": shapes, "n_params": sum(p.numel() for p in model.parameters()), "out": model(x).detach()}
 
@@ -131,7 +131,7 @@ def mlp_dropout(nb, seed, cfg):
     import torch
     torch.manual_seed(seed)
     model = nb.MLP(make_config(nb, {**cfg, "dropout": 0.5})).double()
-    seeded_weights(nb, model, seed)
+    seeded_gpt_weights(nb, model, seed)
     twin = nb.MLP(make_config(nb, {**cfg, "dropout": 0.0})).double()
     twin.load_state_dict(model.state_dict())
     x = torch.randn(4, 50, cfg["n_embd"], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
@@ -152,7 +152,7 @@ def block_case(nb, seed, cfg, x_shape, compose=False):
     the same weights (torch.nn.functional layer norms and MLP) instead of the block's forward."""
     import torch
     block = torch_layernorms(nb, nb.Block(make_config(nb, cfg)).double().eval())
-    shapes = seeded_weights(nb, block, seed)
+    shapes = seeded_gpt_weights(nb, block, seed)
     x = torch.randn(*x_shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
     run = composed_block(nb, block) if compose else block
     return {"state_dict": shapes, "n_params": sum(p.numel() for p in block.parameters()), "out": run(x).detach()}
@@ -212,7 +212,7 @@ def gpt_forward(nb, seed, cfg, shape):
     for i in range(len(model.blocks)):
         model.blocks[i] = probe_block(nb, config)
     model = torch_layernorms(nb, model).double().eval()
-    seeded_weights(nb, model, seed)
+    seeded_gpt_weights(nb, model, seed)
     g = torch.Generator().manual_seed(seed + 1)
     idx = torch.randint(0, cfg["vocab_size"], shape, generator=g)
     targets = torch.randint(0, cfg["vocab_size"], shape, generator=g)
@@ -228,7 +228,7 @@ def gpt_causality(nb, seed, cfg, T, t):
     token at position t of the first sequence changes, and how much the second sequence's logits change."""
     import torch
     model = nb.GPT(make_config(nb, cfg)).double().eval()
-    seeded_weights(nb, model, seed)
+    seeded_gpt_weights(nb, model, seed)
     g = torch.Generator().manual_seed(seed + 1)
     idx = torch.randint(0, cfg["vocab_size"], (2, T), generator=g)
     changed = idx.clone()
