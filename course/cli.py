@@ -17,7 +17,7 @@ from course.files import atomic_write
 from course.grading import pipeline
 from course.grading.pipeline import default_workers
 from course.grading.submissions import discover
-from course.publish import export, gradescope, outputs
+from course.publish import export, gradescope, nbgrader, outputs
 
 
 def _assignments(course: Course, name: str | None) -> list[Assignment]:
@@ -70,6 +70,8 @@ def _progress_bar(total: int) -> Iterator[pipeline.Progress]:
 def _grade_and_publish(
     course: Course, assignment: Assignment, paths: list[str], options: pipeline.GradingOptions, targets: outputs.Targets
 ) -> None:
+    if targets.gradebook:
+        nbgrader.check_database(targets.gradebook)  # a gradebook that cannot be written fails before grading
     submissions = discover(assignment, [Path(p) for p in paths])
     # a learner who names notebooks is graded on those alone; a class is graded on the whole assignment
     graded = {name for nbs in submissions.values() for name in nbs} if options.only_submitted else assignment.notebooks
@@ -153,6 +155,19 @@ def cmd_export(args: argparse.Namespace, course: Course) -> int:
             )
         files = export.student_tree(course, Path(args.target))
         print(f"{len(files)} files written to {args.target}")
+    return 0
+
+
+def cmd_extension(args: argparse.Namespace, course: Course) -> int:
+    assignment = course.assignment(args.assignment)
+    if args.hours < 0:
+        raise CourseError(f"extension: {args.hours:g} hours: expected 0 (none) or more")
+    nbgrader.grant_extension(course, assignment, args.student, args.hours, args.db or course.files.gradebook_url)
+    print(
+        f"{args.student}: {assignment.name} is due {args.hours:g} hour(s) after its due date"
+        if args.hours
+        else f"{args.student}: no extension for {assignment.name}"
+    )
     return 0
 
 
@@ -269,6 +284,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
     e.set_defaults(func=cmd_export)
 
+    x = sub.add_parser(
+        "extension",
+        help="give a student more time for an assignment (nbgrader's extensions)",
+        description="Move the student's due date for the assignment HOURS later in nbgrader's gradebook "
+        "(0 removes the extension). The assignment's due date is nbgrader's: `nbgrader db assignment add "
+        "ASSIGNMENT --duedate=...`. `course grade` applies nbgrader's late penalty from there.",
+    )
+    x.add_argument("assignment")
+    x.add_argument("student")
+    x.add_argument("hours", type=float)
+    x.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    x.set_defaults(func=cmd_extension)
+
     d = sub.add_parser(
         "demo",
         help="release, make three example submissions and grade them",
@@ -300,7 +328,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        course = config.load()
+        # only a learner's own check may run from anywhere: every other command writes into the course folder
+        course = config.load(config.find_root(fallback=args.command == "check"))
         return int(args.func(args, course))
     except CourseError as exc:
         print(f"course: {exc}", file=sys.stderr)

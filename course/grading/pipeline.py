@@ -114,6 +114,7 @@ def grade(
     say: Callable[[str], None] = print,
 ) -> list[list[NotebookResult]]:
     """Grade every student's notebooks; returns one list of notebook results per student."""
+    notebooks.check_description(course, assignment)
     course, note = isolate(course, options.isolation)
     if note:
         say(note)

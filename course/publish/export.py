@@ -10,6 +10,7 @@ from pathlib import Path
 
 from course.config import Assignment, Course
 from course.errors import CourseError
+from course.grading.results import rounded
 from course.publish import nbgrader
 
 
@@ -50,22 +51,35 @@ def grades_csv(course: Course, assignments: list[Assignment], db_url: str) -> st
 
 
 def _num(x: float) -> str:
-    return f"{x:g}"
+    return f"{rounded(x):g}"
 
 
 # -- the students' tree ---------------------------------------------------------------------------------------
 STUDENT_README = """# {title}
 
-The course's notebooks, to complete in JupyterLab.
+The course's notebooks, to complete in JupyterLab. `make setup` installs what they need into `.venv`
+(Python 3.11; the same as these three commands):
 
 ```bash
 python3.11 -m venv .venv
 .venv/bin/pip install -r requirements.txt
 .venv/bin/pip install --no-deps --no-build-isolation -e .
-.venv/bin/jupyter lab release/week1
 ```
 
 {students}
+"""
+
+STUDENT_MAKEFILE = """# `make setup`: the notebooks' packages, pinned, in .venv (README.md)
+PYTHON ?= python3.11
+
+.PHONY: setup
+setup: .venv/.installed
+
+.venv/.installed: requirements.txt pyproject.toml
+\t$(PYTHON) -m venv .venv
+\t.venv/bin/pip install --quiet -r requirements.txt
+\t.venv/bin/pip install --quiet --no-deps --no-build-isolation -e .
+\ttouch $@
 """
 
 STUDENT_PYPROJECT = """[build-system]
@@ -114,6 +128,7 @@ def student_tree(course: Course, dest: Path) -> list[Path]:
     shutil.copytree(data / "coursedata", dest / "datasets" / "coursedata", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(course.files.tooling / "requirements" / "student.txt", dest / "requirements.txt")
     (dest / "pyproject.toml").write_text(STUDENT_PYPROJECT)
+    (dest / "Makefile").write_text(STUDENT_MAKEFILE)
     (dest / "README.md").write_text(
         STUDENT_README.format(title=course.title, students=_readme_section(course, "Students"))
     )
