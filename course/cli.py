@@ -134,8 +134,13 @@ def cmd_audit(args: argparse.Namespace, course: Course) -> int:
 
 
 def cmd_export(args: argparse.Namespace, course: Course) -> int:
-    if args.what == "csv":
-        text = export.grades_csv(course, _assignments(course, args.target), args.db or course.files.gradebook_url)
+    if args.what in export.LMS_FORMATS:
+        chosen, db = _assignments(course, args.target), args.db or course.files.gradebook_url
+        nbgrader.check_database(db)
+        text = export.grades_csv(course, chosen, db, lms=args.what)
+        if args.what != "csv":
+            for line in export.ungraded_students(course, chosen, db):
+                print(f"left empty, written answers still to grade: {line}", file=sys.stderr)
         if args.out:
             atomic_write(Path(args.out), text)
             print(f"grades written to {args.out}")
@@ -272,13 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "export",
-        help="grades as CSV, the students' tree, or a Gradescope autograder",
+        help="grades as CSV (ours, Canvas's, Moodle's), the students' tree, or a Gradescope autograder",
         description="csv [ASSIGNMENT]: one row per student, one column per assignment and per "
-        "exercise, from the gradebook. student DIR: the tree to hand to students "
+        "exercise, from the gradebook. canvas / moodle [ASSIGNMENT]: the CSV that Canvas's or Moodle's "
+        "gradebook imports (an assignment with written answers still to grade is left empty). "
+        "student DIR: the tree to hand to students "
         "(release/, data loaders, requirements, the README's student section). "
         "gradescope ASSIGNMENT: a Gradescope autograder zip.",
     )
-    e.add_argument("what", choices=["csv", "student", "gradescope"])
+    e.add_argument("what", choices=[*export.LMS_FORMATS, "student", "gradescope"])
     e.add_argument("target", nargs="?", help="the assignment (csv: default all; gradescope), or the folder (student)")
     e.add_argument("--out", metavar="FILE", help="csv: write here instead of the terminal; gradescope: the zip")
     e.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")

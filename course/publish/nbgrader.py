@@ -16,6 +16,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,61 @@ def late_seconds(db_url: str, assignment: str) -> dict[str, tuple[float, float]]
             s.student.id: (float(s.total_seconds_late), float(s.late_submission_penalty or 0.0))
             for s in found.submissions
         }
+
+
+@dataclass
+class AssignmentGrades:
+    """One student's grades for one assignment, as the gradebook holds them."""
+
+    scores: dict[tuple[str, str], float | None]  # (notebook, exercise) -> score; None: written, not yet graded
+    penalty: float  # nbgrader's late penalty, in points
+    seconds_late: float
+
+    @property
+    def ungraded(self) -> int:
+        return sum(v is None for v in self.scores.values())
+
+    @property
+    def total(self) -> float:
+        """The points so far, less the late penalty (never below 0)."""
+        return max(0.0, sum(v or 0.0 for v in self.scores.values()) - self.penalty)
+
+
+@dataclass
+class StudentGrades:
+    id: str
+    first_name: str
+    last_name: str
+    assignments: dict[str, AssignmentGrades]  # only the assignments the student submitted
+
+
+def class_grades(db_url: str, assignments: list[Assignment]) -> list[StudentGrades]:
+    """Every student of the gradebook with their grades for these assignments, by student id."""
+    missing = missing_entry()
+    out = []
+    with gradebook(db_url) as gb:
+        for student in sorted(gb.students, key=lambda s: s.id):
+            held: dict[str, AssignmentGrades] = {}
+            for a in assignments:
+                try:
+                    submission = gb.find_submission(a.name, student.id)
+                except missing:
+                    continue
+                scores: dict[tuple[str, str], float | None] = {}
+                for nb in a.notebooks:
+                    for ex in nb.exercises:
+                        try:
+                            grade = gb.find_grade(ex.id, nb.name, a.name, student.id)
+                        except missing:
+                            scores[(nb.name, ex.id)] = 0.0
+                            continue
+                        waiting = ex.manual and grade.manual_score is None and grade.needs_manual_grade
+                        scores[(nb.name, ex.id)] = None if waiting else float(grade.score or 0.0)
+                held[a.name] = AssignmentGrades(
+                    scores, float(submission.late_submission_penalty or 0.0), float(submission.total_seconds_late)
+                )
+            out.append(StudentGrades(student.id, student.first_name or "", student.last_name or "", held))
+    return out
 
 
 # -- nbgrader's own autograde: refused ------------------------------------------------------------------------
