@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from course.files import atomic_write
 from course.grading import pipeline
 from course.grading.pipeline import default_workers
 from course.grading.submissions import discover
+from course.grading.submissions import shard as submissions_shard
 from course.publish import export, gradescope, nbgrader, outputs
 
 
@@ -68,17 +70,51 @@ def _progress_bar(total: int) -> Iterator[pipeline.Progress]:
 
 
 def _grade_and_publish(
-    course: Course, assignment: Assignment, paths: list[str], options: pipeline.GradingOptions, targets: outputs.Targets
+    course: Course,
+    assignment: Assignment,
+    paths: list[str],
+    options: pipeline.GradingOptions,
+    targets: outputs.Targets,
+    shard: tuple[int, int] | None = None,
 ) -> None:
     if targets.gradebook:
         nbgrader.check_database(targets.gradebook)  # a gradebook that cannot be written fails before grading
     submissions = discover(assignment, [Path(p) for p in paths])
+    if shard:
+        submissions = submissions_shard(submissions, *shard)
+        print(f"shard {shard[0]}/{shard[1]}: {len(submissions)} student(s): {', '.join(submissions) or 'none'}")
     # a learner who names notebooks is graded on those alone; a class is graded on the whole assignment
     graded = {name for nbs in submissions.values() for name in nbs} if options.only_submitted else assignment.notebooks
     seed = pipeline.seed_for(course, assignment, options)
     with _progress_bar(len(submissions) * len(graded)) as progress:
         results = pipeline.grade(course, assignment, submissions, options, progress=progress)
     outputs.publish(course, results, seed, targets)
+
+
+def _merge(
+    course: Course, assignment: Assignment, paths: list[str], options: pipeline.GradingOptions, targets: outputs.Targets
+) -> None:
+    """The shards' results, from the journal, into the gradebook and the reports: nothing is graded."""
+    if targets.gradebook:
+        nbgrader.check_database(targets.gradebook)
+    submissions = discover(assignment, [Path(p) for p in paths])
+    results, missing = pipeline.saved(course, assignment, submissions, options)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise CourseError(
+            f"--merge: {len(missing)} notebook(s) have no result graded from their present files yet ({shown}); "
+            "run the shards again (each grades only what it is missing), then merge"
+        )
+    outputs.publish(course, results, pipeline.seed_for(course, assignment, options), targets)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise CourseError(f"--shard {text}: expected K/N with 1 <= K <= N (for example --shard 2/4)")
+    return int(k), int(n)
 
 
 def _isolation(args: argparse.Namespace) -> pipeline.Isolation:
@@ -96,9 +132,19 @@ def cmd_grade(args: argparse.Namespace, course: Course) -> int:
     options = pipeline.GradingOptions(
         isolation=_isolation(args), seed=args.seed, workers=args.workers, journal=True, regrade=args.regrade
     )
-    _grade_and_publish(
-        course, course.assignment(args.assignment), args.submissions, options, _targets(args, course, gradebook=True)
-    )
+    assignment, targets, shard = course.assignment(args.assignment), _targets(args, course, gradebook=True), None
+    if args.merge:
+        if args.shard or args.regrade:
+            raise CourseError("--merge grades nothing: it takes neither --shard nor --regrade")
+        _merge(course, assignment, args.submissions, options, targets)
+        return 0
+    if args.shard:
+        shard = _shard(args.shard)
+        if targets.gradebook and targets.gradebook.startswith("sqlite"):
+            # a file database is written by one process at a time: `--merge` writes it, once every shard is done
+            targets = dataclasses.replace(targets, gradebook=None)
+            print("shard: the SQLite gradebook is left to `course grade --merge` (a database server takes shards)")
+    _grade_and_publish(course, assignment, args.submissions, options, targets, shard)
     return 0
 
 
@@ -240,6 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
     g.add_argument(
         "--regrade", action="store_true", help="grade again even the notebooks graded before under the same conditions"
+    )
+    g.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="grade only shard K of N (every N-th student by id), as one job of N on a cluster; results go to "
+        "autograded/ (and to the gradebook when it is a database server); then --merge",
+    )
+    g.add_argument(
+        "--merge",
+        action="store_true",
+        help="grade nothing: the results the shards saved go to the gradebook, reports and autograded/ "
+        "(fails, naming them, while any notebook has none); safe to run again",
     )
     unsandboxed_option(g)
     g.set_defaults(func=cmd_grade)

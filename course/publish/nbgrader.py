@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import shutil
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,14 +149,19 @@ def check_database(db_url: str) -> None:
         folder = Path(db_url.removeprefix("sqlite:///")).parent
         if not folder.is_dir():
             raise CourseError(f"{db_url}: the folder {folder} does not exist (the gradebook cannot be written there)")
-    try:
-        with gradebook(db_url):
-            pass
-    except CourseError:
-        raise
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CourseError(f"{_shown(db_url)}: the gradebook cannot be opened ({first})") from None
+    for attempt in range(1, 6):
+        try:
+            with gradebook(db_url):
+                return
+        except CourseError:
+            raise
+        except Exception as exc:
+            # several graders creating a new database at once: one made the tables first, the others see them
+            # the next time; anything else fails the same way five times
+            if attempt == 5:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise CourseError(f"{_shown(db_url)}: the gradebook cannot be opened ({first})") from None
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
 
 
 def _shown(db_url: str) -> str:
@@ -182,7 +189,22 @@ def submitted_at(results: list[NotebookResult]) -> dict[tuple[str, str], Any]:
     return stamps
 
 
-def record(course: Course, results: list[NotebookResult], db_url: str) -> None:
+def record(course: Course, results: list[NotebookResult], db_url: str, tries: int = 5) -> None:
+    """`record_once`, tried again when another grader writing the same gradebook at the same time (the shards
+    of a class on a database server) created a row first: every step is idempotent."""
+    from nbgrader.api import InvalidEntry
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(1, tries + 1):
+        try:
+            return record_once(course, results, db_url)
+        except (IntegrityError, InvalidEntry, OperationalError):
+            if attempt == tries:
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
+
+
+def record_once(course: Course, results: list[NotebookResult], db_url: str) -> None:
     """Each exercise's score as the auto score of its grade cell, one submission per student, with the time
     nbgrader collected it; then nbgrader's late penalty (its LateSubmissionPlugin, or the plugin_class that
     nbgrader_config.py sets) against the assignment's due date and the student's extension."""
