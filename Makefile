@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 LOCKS  := requirements/test.txt requirements/browser.txt
 CODE   := course tests bench datasets/coursedata
 
-.PHONY: setup sandbox browser demo audit lint types test test-fast test-tooling test-notebooks test-browser gpu-check release lock clean
+.PHONY: setup sandbox database browser demo audit lint types test test-fast test-tooling test-notebooks test-browser gpu-check release lock clean
 
 setup: $(STAMP) sandbox
 
@@ -19,6 +19,17 @@ sandbox:
 	    DEBIAN_FRONTEND=noninteractive apt-get -qq -o Acquire::http::Timeout=20 install -y bubblewrap >/dev/null; \
 	  else \
 	    echo "bubblewrap is not installed: grading will refuse to run until it is (apt-get install bubblewrap)"; \
+	  fi; }
+
+# the sharded-grading test starts a PostgreSQL server of its own (Debian's postgresql; its server binaries only)
+database:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing postgresql"; \
+	    apt-get -qq -o Acquire::http::Timeout=20 -o Acquire::Retries=1 update >/dev/null || true; \
+	    DEBIAN_FRONTEND=noninteractive apt-get -qq -o Acquire::http::Timeout=20 install -y --no-install-recommends postgresql >/dev/null; \
+	  else \
+	    echo "postgresql is not installed: the sharded-grading test will fail until it is (apt-get install postgresql)"; \
 	  fi; }
 
 # the browser test drives Debian's chromium through Playwright (Playwright's own browser download is not used)
@@ -70,7 +81,7 @@ test-fast: lint types
 	$(BIN)/pytest -q -m "not slow" tests --ignore=tests/browser
 
 # unit tests of the tooling, the hidden suites against reference / release / mistakes, release/ freshness
-test-tooling: setup
+test-tooling: setup database
 	$(BIN)/pytest -q tests --ignore=tests/browser
 
 # the source notebooks, solutions included, run end to end

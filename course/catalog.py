@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from nbformat import NotebookNode
 
-from course import notebooks
+from course import config, notebooks
 from course.config import Notebook
 from course.errors import CourseError
 
@@ -50,7 +50,7 @@ def _load(notebook: Notebook, path: Path, correct: bool) -> list[Variant]:
     try:
         data = yaml.safe_load(path.read_text()) or []
     except yaml.YAMLError as exc:
-        raise CourseError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise CourseError(config.yaml_problem(path, exc)) from None
     what = "alternatives" if correct else "mistakes"
     if not isinstance(data, list):
         raise CourseError(f"{path}: expected a list of {what}, found {type(data).__name__}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from course.files import atomic_write
 from course.grading import pipeline
 from course.grading.pipeline import default_workers
 from course.grading.submissions import discover
-from course.publish import export, gradescope, outputs
+from course.grading.submissions import shard as submissions_shard
+from course.publish import export, gradescope, nbgrader, outputs
 
 
 def _assignments(course: Course, name: str | None) -> list[Assignment]:
@@ -68,15 +70,51 @@ def _progress_bar(total: int) -> Iterator[pipeline.Progress]:
 
 
 def _grade_and_publish(
-    course: Course, assignment: Assignment, paths: list[str], options: pipeline.GradingOptions, targets: outputs.Targets
+    course: Course,
+    assignment: Assignment,
+    paths: list[str],
+    options: pipeline.GradingOptions,
+    targets: outputs.Targets,
+    shard: tuple[int, int] | None = None,
 ) -> None:
+    if targets.gradebook:
+        nbgrader.check_database(targets.gradebook)  # a gradebook that cannot be written fails before grading
     submissions = discover(assignment, [Path(p) for p in paths])
+    if shard:
+        submissions = submissions_shard(submissions, *shard)
+        print(f"shard {shard[0]}/{shard[1]}: {len(submissions)} student(s): {', '.join(submissions) or 'none'}")
     # a learner who names notebooks is graded on those alone; a class is graded on the whole assignment
     graded = {name for nbs in submissions.values() for name in nbs} if options.only_submitted else assignment.notebooks
     seed = pipeline.seed_for(course, assignment, options)
     with _progress_bar(len(submissions) * len(graded)) as progress:
         results = pipeline.grade(course, assignment, submissions, options, progress=progress)
     outputs.publish(course, results, seed, targets)
+
+
+def _merge(
+    course: Course, assignment: Assignment, paths: list[str], options: pipeline.GradingOptions, targets: outputs.Targets
+) -> None:
+    """The shards' results, from the journal, into the gradebook and the reports: nothing is graded."""
+    if targets.gradebook:
+        nbgrader.check_database(targets.gradebook)
+    submissions = discover(assignment, [Path(p) for p in paths])
+    results, missing = pipeline.saved(course, assignment, submissions, options)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise CourseError(
+            f"--merge: {len(missing)} notebook(s) have no result graded from their present files yet ({shown}); "
+            "run the shards again (each grades only what it is missing), then merge"
+        )
+    outputs.publish(course, results, pipeline.seed_for(course, assignment, options), targets)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise CourseError(f"--shard {text}: expected K/N with 1 <= K <= N (for example --shard 2/4)")
+    return int(k), int(n)
 
 
 def _isolation(args: argparse.Namespace) -> pipeline.Isolation:
@@ -94,9 +132,19 @@ def cmd_grade(args: argparse.Namespace, course: Course) -> int:
     options = pipeline.GradingOptions(
         isolation=_isolation(args), seed=args.seed, workers=args.workers, journal=True, regrade=args.regrade
     )
-    _grade_and_publish(
-        course, course.assignment(args.assignment), args.submissions, options, _targets(args, course, gradebook=True)
-    )
+    assignment, targets, shard = course.assignment(args.assignment), _targets(args, course, gradebook=True), None
+    if args.merge:
+        if args.shard or args.regrade:
+            raise CourseError("--merge grades nothing: it takes neither --shard nor --regrade")
+        _merge(course, assignment, args.submissions, options, targets)
+        return 0
+    if args.shard:
+        shard = _shard(args.shard)
+        if targets.gradebook and targets.gradebook.startswith("sqlite"):
+            # a file database is written by one process at a time: `--merge` writes it, once every shard is done
+            targets = dataclasses.replace(targets, gradebook=None)
+            print("shard: the SQLite gradebook is left to `course grade --merge` (a database server takes shards)")
+    _grade_and_publish(course, assignment, args.submissions, options, targets, shard)
     return 0
 
 
@@ -132,8 +180,13 @@ def cmd_audit(args: argparse.Namespace, course: Course) -> int:
 
 
 def cmd_export(args: argparse.Namespace, course: Course) -> int:
-    if args.what == "csv":
-        text = export.grades_csv(course, _assignments(course, args.target), args.db or course.files.gradebook_url)
+    if args.what in export.LMS_FORMATS:
+        chosen, db = _assignments(course, args.target), args.db or course.files.gradebook_url
+        nbgrader.check_database(db)
+        text = export.grades_csv(course, chosen, db, lms=args.what)
+        if args.what != "csv":
+            for line in export.ungraded_students(course, chosen, db):
+                print(f"left empty, written answers still to grade: {line}", file=sys.stderr)
         if args.out:
             atomic_write(Path(args.out), text)
             print(f"grades written to {args.out}")
@@ -153,6 +206,19 @@ def cmd_export(args: argparse.Namespace, course: Course) -> int:
             )
         files = export.student_tree(course, Path(args.target))
         print(f"{len(files)} files written to {args.target}")
+    return 0
+
+
+def cmd_extension(args: argparse.Namespace, course: Course) -> int:
+    assignment = course.assignment(args.assignment)
+    if args.hours < 0:
+        raise CourseError(f"extension: {args.hours:g} hours: expected 0 (none) or more")
+    nbgrader.grant_extension(course, assignment, args.student, args.hours, args.db or course.files.gradebook_url)
+    print(
+        f"{args.student}: {assignment.name} is due {args.hours:g} hour(s) after its due date"
+        if args.hours
+        else f"{args.student}: no extension for {assignment.name}"
+    )
     return 0
 
 
@@ -221,6 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--regrade", action="store_true", help="grade again even the notebooks graded before under the same conditions"
     )
+    g.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="grade only shard K of N (every N-th student by id), as one job of N on a cluster; results go to "
+        "autograded/ (and to the gradebook when it is a database server); then --merge",
+    )
+    g.add_argument(
+        "--merge",
+        action="store_true",
+        help="grade nothing: the results the shards saved go to the gradebook, reports and autograded/ "
+        "(fails, naming them, while any notebook has none); safe to run again",
+    )
     unsandboxed_option(g)
     g.set_defaults(func=cmd_grade)
 
@@ -258,17 +336,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "export",
-        help="grades as CSV, the students' tree, or a Gradescope autograder",
+        help="grades as CSV (ours, Canvas's, Moodle's), the students' tree, or a Gradescope autograder",
         description="csv [ASSIGNMENT]: one row per student, one column per assignment and per "
-        "exercise, from the gradebook. student DIR: the tree to hand to students "
+        "exercise, from the gradebook. canvas / moodle [ASSIGNMENT]: the CSV that Canvas's or Moodle's "
+        "gradebook imports (an assignment with written answers still to grade is left empty). "
+        "student DIR: the tree to hand to students "
         "(release/, data loaders, requirements, the README's student section). "
         "gradescope ASSIGNMENT: a Gradescope autograder zip.",
     )
-    e.add_argument("what", choices=["csv", "student", "gradescope"])
+    e.add_argument("what", choices=[*export.LMS_FORMATS, "student", "gradescope"])
     e.add_argument("target", nargs="?", help="the assignment (csv: default all; gradescope), or the folder (student)")
     e.add_argument("--out", metavar="FILE", help="csv: write here instead of the terminal; gradescope: the zip")
     e.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
     e.set_defaults(func=cmd_export)
+
+    x = sub.add_parser(
+        "extension",
+        help="give a student more time for an assignment (nbgrader's extensions)",
+        description="Move the student's due date for the assignment HOURS later in nbgrader's gradebook "
+        "(0 removes the extension). The assignment's due date is nbgrader's: `nbgrader db assignment add "
+        "ASSIGNMENT --duedate=...`. `course grade` applies nbgrader's late penalty from there.",
+    )
+    x.add_argument("assignment")
+    x.add_argument("student")
+    x.add_argument("hours", type=float)
+    x.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    x.set_defaults(func=cmd_extension)
 
     d = sub.add_parser(
         "demo",
@@ -301,7 +394,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        course = config.load()
+        # only a learner's own check may run from anywhere: every other command writes into the course folder
+        course = config.load(config.find_root(fallback=args.command == "check"))
         return int(args.func(args, course))
     except CourseError as exc:
         print(f"course: {exc}", file=sys.stderr)

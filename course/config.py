@@ -155,13 +155,30 @@ _GRADING_DEFAULTS = {
 }
 
 
-def find_root(start: Path | None = None) -> Path:
+def yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
+    """`FILE:LINE:COLUMN: not valid YAML (what the parser says)`: the place of the error, not only its kind."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(file)
+    what = " ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)])) or str(exc)
+    return f"{where}: not valid YAML ({what.splitlines()[0]})"
+
+
+def find_root(start: Path | None = None, fallback: bool = True) -> Path:
+    """The course folder: $COURSE_ROOT, else the first folder from `start` (the current one) upwards that
+    holds a course.yaml. Elsewhere, with `fallback`, the repository of the `course` command itself (a learner
+    checking a notebook kept outside it); without, a CourseError: grading, releasing and exporting write into
+    the course folder, and must not write into another one."""
     if os.environ.get("COURSE_ROOT"):
         return Path(os.environ["COURSE_ROOT"]).resolve()
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         if (d / "course.yaml").is_file():
             return d
+    if not fallback:
+        raise CourseError(
+            f"{here}: not inside a course folder (no course.yaml here or above); run `course` in the course "
+            "folder, or set COURSE_ROOT to it"
+        )
     return Path(__file__).resolve().parent.parent
 
 
@@ -173,7 +190,7 @@ def load(root: Path | None = None) -> Course:
     except FileNotFoundError:
         raise CourseError(f"{file}: not found (run `course` inside the course repository)") from None
     except yaml.YAMLError as exc:
-        raise CourseError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise CourseError(yaml_problem(file, exc)) from None
     r = _Reader(file)
     r.mapping(data, "", {"course", "grading", "assignments"}, {"course", "assignments"})
     meta = r.mapping(data["course"], "course", {"id", "title"}, {"id", "title"})

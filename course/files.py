@@ -14,6 +14,8 @@ The directory is an nbgrader course directory with the course's own layers besid
     autograded/<S>/<A>/<NB>.ipynb        the submission with the hidden tests' results, for formgrader
     autograded/<S>/<A>/<NB>.result.json  the graded result, reused while nothing it depends on changes
     reports/<S>/<A>/<NB>.html            the report page a student reads
+    reports/index.html                   every report page, by student (for the instructor)
+    reports/_class/<A>/                  the class report: index.html, its plots and CSV files
     feedback/                            nbgrader's generate_feedback output
     gradebook.db                         nbgrader's gradebook (SQLite, unless a database URL is given)
 """
@@ -26,11 +28,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for every thread at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    """Write `data` to `path` so that readers see the old file or the new one, never a part. The file gets
+    the mode a plain open() would give it (0644 under the usual umask), not mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
@@ -131,6 +146,13 @@ class CourseFiles:
     @staticmethod
     def report_page(reports: Path, student: str, assignment: str, notebook: str) -> Path:
         return reports / student / assignment / f"{notebook}.html"
+
+    @staticmethod
+    def report_index(reports: Path) -> Path:
+        return reports / "index.html"
+
+    def class_report(self, assignment: str) -> Path:
+        return self.reports / "_class" / assignment
 
     @property
     def gradebook_url(self) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
+from course.config import Assignment, Course
 from course.errors import CourseError
 
 SKIP_TAG = "grader-skip"
@@ -148,3 +149,38 @@ def points_by_grade_id(nb: NotebookNode) -> dict[str, float]:
         for c in nb.cells
         if nbgrader_meta(c).get("grade") and "grade_id" in nbgrader_meta(c)
     }
+
+
+def check_description(course: Course, assignment: Assignment) -> None:
+    """course.yaml against the notebooks it describes: each notebook is there (in source/ or release/), each
+    exercise is one of its grade cells with the points the notebook gives it, and each grade cell is an
+    exercise. A typo or a changed number is reported as course.yaml's, at its key, before anything is graded
+    (the gradebook takes its maxima from the notebook, the grader its points from course.yaml)."""
+    described = course.files.course_yaml
+    for i, nb in enumerate(assignment.notebooks):
+        key = f"assignments.{assignment.name}.notebooks[{i}]"
+        paths = course.paths(nb)
+        file = paths.source if paths.source.is_file() else paths.release
+        if not file.is_file():
+            there = sorted({p.stem for d in (paths.source.parent, paths.release.parent) for p in d.glob("*.ipynb")})
+            raise CourseError(
+                f"{described}: {key}.name: no notebook {nb.name!r} in source/{assignment.name}/ or "
+                f"release/{assignment.name}/ (there are: {', '.join(there) or 'none'})"
+            )
+        cells = points_by_grade_id(read(file))
+        for j, ex in enumerate(nb.exercises):
+            where = f"{described}: {key}.exercises[{j}]"
+            if ex.id not in cells:
+                raise CourseError(
+                    f"{where}.id: {ex.id!r} is not a grade cell of {file} (its grade cells: {', '.join(cells)})"
+                )
+            if cells[ex.id] != ex.points:
+                raise CourseError(
+                    f"{where}.points: {ex.points:g} here but {cells[ex.id]:g} in {file}'s grade cell {ex.id!r} "
+                    "(the gradebook takes the notebook's; make them agree, then release again)"
+                )
+        extra = sorted(set(cells) - {e.id for e in nb.exercises})
+        if extra:
+            raise CourseError(
+                f"{described}: {key}.exercises: {file} has grade cells it does not list: {', '.join(extra)}"
+            )

@@ -25,16 +25,8 @@ def sync(course: Course, assignment: Assignment, write: bool, notebook: str | No
 
 
 def check_points(course: Course, assignment: Assignment, notebook: str | None = None) -> None:
-    """The points in the source notebooks' grade cells are the points of course.yaml."""
-    for nb in _selected(assignment, notebook):
-        paths = course.paths(nb)
-        cells = notebooks.points_by_grade_id(notebooks.read(paths.source))
-        wanted = {e.id: e.points for e in nb.exercises}
-        if cells != wanted:
-            raise CourseError(
-                f"{paths.source}: grade cells {cells} do not match the exercises of course.yaml "
-                f"{wanted} (grade_id and points must agree)"
-            )
+    """The grade cells of the source notebooks are the exercises of course.yaml, with the same points."""
+    notebooks.check_description(course, assignment)
 
 
 def generate(

@@ -15,7 +15,11 @@ from pathlib import Path
 from course import testing
 from course.config import Course, Notebook
 from course.files import CourseFiles, atomic_write
-from course.grading.results import NotebookResult
+from course.grading.results import PLACES, NotebookResult
+
+# the rules that turn test outcomes into points (results.split_points, results.rounded): a result saved under
+# other rules is graded again
+SCORING = f"shares in 1/{10**PLACES} of a point, rounded once"
 
 
 def _sha(*chunks: bytes) -> str:
@@ -28,11 +32,15 @@ def _sha(*chunks: bytes) -> str:
 def grading_fingerprint(course: Course, notebook: Notebook, seed: int) -> str:
     """What a result depends on besides the submission itself."""
     p = course.paths(notebook)
-    # the suite, and what it is made of besides its own file: the shared probes and the testing helpers
-    shared = [f for f in (course.files.shared_probes, Path(testing.__file__)) if f.is_file()]
-    files = [p.suite, p.reference, p.release, *shared]
+    # the suite, and what it is made of besides its own file: every module it can import from autograder/
+    # (the shared probes among them), the conftest files pytest loads beside it, the testing helpers; and the
+    # mistakes catalog, which names what a failure looks like
+    autograder = course.files.autograder
+    shared = [*sorted(autograder.glob("*.py")), p.suite.parent / "conftest.py", Path(testing.__file__), p.mistakes]
+    files = [p.suite, p.reference, p.release, *(f for f in shared if f.is_file())]
     settings = json.dumps(
         {
+            "scoring": SCORING,
             "grading": dataclasses.asdict(course.grading),
             "seed": seed,
             "exercises": [dataclasses.asdict(e) for e in notebook.exercises],

@@ -39,7 +39,7 @@ from course.grading.plugin import GradingPlugin
 from course.grading.pool import Candidate, WorkerLike, WorkerPool
 from course.grading.references import References
 from course.grading.results import NotebookResult, TestResult
-from course.grading.submissions import Submissions, prepare
+from course.grading.submissions import Submissions, not_submitted, prepare
 from course.sandbox import launch
 from course.sandbox.client import Worker
 
@@ -121,6 +121,7 @@ def grade(
     say: Callable[[str], None] = print,
 ) -> list[list[NotebookResult]]:
     """Grade every student's notebooks; returns one list of notebook results per student."""
+    notebooks.check_description(course, assignment)
     course, note = isolate(course, options.isolation)
     if note:
         say(note)
@@ -134,6 +135,31 @@ def grade(
         for result in grade_notebook(course, notebook, files, seed, options.workers, journal, progress):
             by_student[result.student].append(result)
     return list(by_student.values())
+
+
+def saved(
+    course: Course, assignment: Assignment, submissions: Submissions, options: GradingOptions = GradingOptions()
+) -> tuple[list[list[NotebookResult]], list[str]]:
+    """The results the journal holds for these submissions, graded from their present bytes under the present
+    suite, reference, release, limits and seed (what the shards of a class wrote), without grading anything;
+    and `student/notebook` for each submitted notebook that has none yet."""
+    seed = seed_for(course, assignment, options)
+    journal = Journal(course.files)
+    by_student: dict[str, list[NotebookResult]] = {s: [] for s in submissions}
+    missing = []
+    for notebook in assignment.notebooks:
+        fingerprint = grading_fingerprint(course, notebook, seed)
+        for student, nbs in submissions.items():
+            file = nbs.get(notebook.name)
+            if file is None:
+                result = NotebookResult(student, assignment.name, notebook, None, problem=not_submitted(notebook))
+            elif (found := journal.load(notebook, student, file, fingerprint)) is not None:
+                result = found
+            else:
+                missing.append(f"{student}/{notebook.name}")
+                continue
+            by_student[student].append(result)
+    return list(by_student.values()), missing
 
 
 def grade_notebook(

@@ -19,7 +19,7 @@ from course.config import Grading, Notebook
 from course.grading.diagnosis import Answers, MistakeNamer, Raised
 from course.grading.pool import Candidate, WorkerPool
 from course.grading.references import References, call_key, suite_probes
-from course.grading.results import TestResult
+from course.grading.results import TestResult, split_points
 from course.sandbox.client import StudentError
 from course.testing import Probe
 
@@ -54,7 +54,7 @@ class GradingPlugin:
         self.results: dict[str, list[TestResult]] = {c.id: [] for c in candidates}
         self.expected: dict[str, set[tuple[str, str]]] = {c.id: set() for c in candidates}
         self.recorded: dict[str, set[tuple[str, str]]] = {c.id: set() for c in candidates}
-        self.shares: dict[str, float] = {}  # exercise -> the points each of its tests carries
+        self.shares: dict[tuple[str, str], float] = {}  # a test (of any submission) -> the points it carries
         self.problems: list[str] = []
 
     # -- collection -------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ class GradingPlugin:
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         known = {e.id for e in self.notebook.auto_exercises}
-        seen, per_exercise = set(), dict.fromkeys(known, 0)
+        seen: set[str] = set()
         for item in items:
             assert isinstance(item, pytest.Function)
             marks = list(item.iter_markers("exercise"))
@@ -96,14 +96,16 @@ class GradingPlugin:
         if self.problems:
             items[:] = []
             return
+        first: dict[str, list[tuple[str, str]]] = {e: [] for e in known}  # the tests of one submission
         for item in items:
             assert isinstance(item, pytest.Function)
             cid = _submission(item)
             self.expected[cid].add(_key(item))
             if self.by_id[cid] == 0:
-                per_exercise[_exercise(item)] += 1
+                first[_exercise(item)].append(_key(item))
         points = {e.id: e.points for e in self.notebook.auto_exercises}
-        self.shares = {e: points[e] / n for e, n in per_exercise.items() if n}
+        for exercise, tests in first.items():
+            self.shares.update(zip(tests, split_points(points[exercise], len(tests)), strict=True))
         # submission by submission, keeping the suite's own order within each
         items.sort(key=lambda it: self.by_id[it.callspec.params["submission"]])  # type: ignore[attr-defined]
 
@@ -175,7 +177,7 @@ class GradingPlugin:
                     f"the grader could not check the result: {type(exc).__name__}: {exc} "
                     "(does your function return what the exercise describes?)"
                 )
-            share = self.shares[exercise]
+            share = self.shares[_key(item)]
             self.results[cid].append(
                 TestResult(
                     item.originalname,

@@ -12,6 +12,21 @@ from typing import Any
 
 from course.config import Notebook
 
+PLACES = 2  # every score is a multiple of 1/100 of a point: tests' shares, exercises, notebooks, exports
+
+
+def rounded(x: float) -> float:
+    """A score as every output shows and stores it: to the hundredth of a point, once, the same way."""
+    return round(x + 0.0, PLACES) + 0.0
+
+
+def split_points(points: float, n: int) -> list[float]:
+    """An exercise's points shared among its n tests, in hundredths that add up to the points exactly (the
+    first tests carry the remainder: 2 points over 3 tests are 0.67, 0.67 and 0.66)."""
+    cents = round(points * 10**PLACES)
+    base, extra = divmod(cents, n)
+    return [(base + (i < extra)) / 10**PLACES for i in range(n)]
+
 
 @dataclass
 class TestResult:
@@ -50,18 +65,18 @@ class NotebookResult:
 
     @property
     def score(self) -> float:
-        return round(sum(t.score for t in self.tests), 4)
+        return rounded(sum(t.score for t in self.tests))
 
     @property
     def max_score(self) -> float:
-        return sum(e.points for e in self.notebook.auto_exercises)
+        return rounded(sum(e.points for e in self.notebook.auto_exercises))
 
     def exercise_score(self, exercise_id: str) -> float:
-        return round(sum(t.score for t in self.tests if t.exercise == exercise_id), 4)
+        return rounded(sum(t.score for t in self.tests if t.exercise == exercise_id))
 
     def as_json(self, precise: bool = False) -> dict[str, Any]:
         def num(x: float) -> float:
-            return x if precise else round(x, 4)
+            return x if precise else rounded(x)
 
         return {
             "student": self.student,

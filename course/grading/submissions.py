@@ -79,10 +79,22 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
+def not_submitted(notebook: Notebook) -> str:
+    return f"{notebook.name}.ipynb was not submitted"
+
+
+def shard(submissions: Submissions, k: int, n: int) -> Submissions:
+    """Shard k of n (1 <= k <= n): every n-th student in the order of their ids, so that n machines that see
+    the same submitted/ tree split it the same way, each student in exactly one shard."""
+    if not 1 <= k <= n:
+        raise CourseError(f"--shard {k}/{n}: expected K/N with 1 <= K <= N")
+    return {s: submissions[s] for s in sorted(submissions)[k - 1 :: n]}
+
+
 def prepare(file: Path | None, release: NotebookNode, notebook: Notebook) -> Prepared:
     """Read a submission and make it gradable as nbgrader would: locked cells as released."""
     if file is None:
-        return Prepared(problem=f"{notebook.name}.ipynb was not submitted")
+        return Prepared(problem=not_submitted(notebook))
     try:
         nb = notebooks.read(file)
     except CourseError as exc:

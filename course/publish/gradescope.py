@@ -11,28 +11,55 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from course import config
+from course import config, notebooks
 from course.config import Assignment, Course
 from course.errors import CourseError
 from course.files import atomic_write
 from course.grading import pipeline
-from course.grading.results import NotebookResult
+from course.grading.results import NotebookResult, rounded
 from course.publish import wording
 
 
 # -- grading inside Gradescope --------------------------------------------------------------------------------
-def find_notebooks(assignment: Assignment, submission: Path) -> dict[str, Path]:
+def _plain_name(stem: str) -> str:
+    """A notebook's name without what browsers and JupyterLab add to a copy: `name (1)`, `name-Copy1`."""
+    return re.sub(r"(?:\s*\(\d+\)|-Copy\d*)+$", "", stem.strip())
+
+
+def find_notebooks(course: Course, assignment: Assignment, submission: Path) -> dict[str, Path]:
+    """The submission's notebook for each notebook of the assignment: by name (`01_autograd_engine.ipynb`, or a
+    browser's `01_autograd_engine (1).ipynb`), else by content (a file that holds the notebook's exercise
+    cells, whatever it is called). An exact name wins over a copy's."""
     files = sorted(p for p in submission.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    by_name = {p.stem: p for p in files}
-    found = {nb.name: by_name[nb.name] for nb in assignment.notebooks if nb.name in by_name}
+    names = {nb.name for nb in assignment.notebooks}
+    found: dict[str, Path] = {}
+    for exact in (True, False):
+        for p in files:
+            name = p.stem if exact else _plain_name(p.stem)
+            if name in names and name not in found and p not in found.values():
+                found[name] = p
+    for nb in assignment.notebooks:
+        release = course.paths(nb).release
+        if nb.name in found or not release.is_file():
+            continue
+        for p in files:
+            if p in found.values():
+                continue
+            try:
+                if notebooks.belongs_to(notebooks.read(p), notebooks.read(release)):
+                    found[nb.name] = p
+                    break
+            except CourseError:
+                continue  # not a readable notebook: it matches nothing
     if not found and len(assignment.notebooks) == 1 and len(files) == 1:
-        found[assignment.notebooks[0].name] = files[0]  # one notebook, renamed by the student
+        found[assignment.notebooks[0].name] = files[0]  # the one notebook, unreadable: graded, to say why
     return found
 
 
@@ -58,8 +85,8 @@ def results_json(results: list[NotebookResult]) -> dict[str, Any]:
             tests.append(
                 {
                     "name": f"{r.notebook.name} · {titles[t.exercise]} · {t.name}",
-                    "score": round(t.score, 4),
-                    "max_score": round(t.max_score, 4),
+                    "score": rounded(t.score),
+                    "max_score": rounded(t.max_score),
                     "output": "\n".join(lines),
                     "visibility": "visible",
                 }
@@ -68,7 +95,7 @@ def results_json(results: list[NotebookResult]) -> dict[str, Any]:
     where = wording.isolation([r.isolation for r in results], [r.bound for r in results])
     notes += [where] if where else []
     return {
-        "score": round(sum(r.score for r in results), 4),
+        "score": rounded(sum(r.score for r in results)),
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "output": "\n".join(notes),
@@ -81,7 +108,7 @@ def run(root: Path, assignment_name: str) -> dict[str, Any]:
     try:
         course = config.load()
         assignment = course.assignment(assignment_name)
-        files = find_notebooks(assignment, root / "submission")
+        files = find_notebooks(course, assignment, root / "submission")
         if not files:
             raise CourseError(
                 "no notebook of this assignment was found in the submission (expected "

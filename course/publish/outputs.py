@@ -52,11 +52,19 @@ def publish(
 
 def place_for_formgrader(course: Course, results: list[NotebookResult]) -> None:
     """formgrader and `nbgrader generate_feedback` open autograded/<student>/<assignment>/<notebook>.ipynb:
-    the submission, with the hidden tests' results written in after each exercise."""
+    the submission, with the hidden tests' results written in after each exercise. A notebook that could not
+    be graded (missing, unreadable, another assignment's) is there too: the released notebook, with the
+    reason at the top. nbgrader's timestamp.txt is copied beside them, as nbgrader's autograde does."""
     for r in results:
-        if r.path is None or r.problem:
-            continue
-        nb = notebooks.read(Path(r.path))
-        nb.cells = [c for c in nb.cells if "course" not in c.get("metadata", {})]  # results of an earlier run
+        if r.problem:
+            nb = notebooks.read(course.paths(r.notebook).release)
+            nb.cells.insert(0, report.problem_cell(r))
+        else:
+            assert r.path is not None
+            nb = notebooks.read(Path(r.path))
+        nb.cells = [c for c in nb.cells if "results" not in c.get("metadata", {}).get("course", {})]  # an earlier run
         dest = course.files.autograded_notebook(r.student, r.assignment, r.notebook.name)
         atomic_write(dest, nbformat.writes(report.annotate(nb, r)))
+        stamp = Path(r.path).parent / "timestamp.txt" if r.path else None
+        if stamp and stamp.is_file():
+            atomic_write(dest.parent / "timestamp.txt", stamp.read_bytes())

@@ -19,6 +19,8 @@ from course.files import CourseFiles, atomic_write
 from course.grading.results import NotebookResult, TestResult
 from course.publish import wording
 
+WRAP = "white-space: pre-wrap; overflow-wrap: anywhere"
+
 
 def _pts(x: float) -> str:
     return f"{x:g}" if x == int(x) else f"{x:.2f}"
@@ -108,7 +110,25 @@ def write_feedback(results: list[NotebookResult], root: Path, course_title: str)
         out = CourseFiles.report_page(root, r.student, r.assignment, r.notebook.name)
         atomic_write(out, feedback_html(r, course_title))
         written.append(out)
+    if written:
+        write_index(root, course_title)
     return written
+
+
+def write_index(root: Path, course_title: str) -> Path:
+    """reports/index.html: a link to every report page under `root` (of this batch and earlier ones), by
+    student and assignment, and to the class reports. For the instructor: it names every student."""
+    pages: dict[str, dict[str, list[str]]] = {}
+    for page in sorted(root.glob("*/*/*.html")):
+        student, assignment = page.parent.parent.name, page.parent.name
+        if student != "_class":
+            pages.setdefault(student, {}).setdefault(assignment, []).append(page.stem)
+    classes = sorted(p.parent.name for p in root.glob("_class/*/index.html"))
+    out = CourseFiles.report_index(root)
+    atomic_write(
+        out, _env.get_template("index.html.j2").render(course_title=course_title, pages=pages, classes=classes)
+    )
+    return out
 
 
 def annotate(nb: NotebookNode, result: NotebookResult) -> NotebookNode:
@@ -130,6 +150,12 @@ def annotate(nb: NotebookNode, result: NotebookResult) -> NotebookNode:
     return nb
 
 
+def problem_cell(result: NotebookResult) -> Any:
+    """The first cell of the formgrader copy of a notebook that could not be graded: why."""
+    text = f"<b>Not graded: {html.escape(result.problem or '')}</b>"
+    return nbformat.v4.new_markdown_cell(text, metadata={"course": {"problem": True}})
+
+
 def _results_cell(ex: Exercise, score: float | None, failed: list[TestResult], result: NotebookResult) -> Any:
     assert score is not None
     lines = [f"<b>Hidden tests — {html.escape(ex.title)}: {_pts(score)} / {_pts(ex.points)}</b>"]
@@ -137,10 +163,13 @@ def _results_cell(ex: Exercise, score: float | None, failed: list[TestResult], r
         lines.append(f"<p>{html.escape(wording.UNSANDBOXED)}</p>")
     for cause in result.diagnosis.get(ex.id, []):
         lines.append(f"<p>{html.escape(wording.known_mistake(cause))}</p>")
+    if result.problem:
+        lines.append(f"<p>{html.escape(result.problem)}</p>")
     for t in failed:
-        lines.append(f"<pre>{html.escape(wording.failed_test(t.name, t.output))}</pre>")
+        # wrapped, never cut off: formgrader and generate_feedback show a <pre> at the cell's width
+        lines.append(f'<pre style="{WRAP}">{html.escape(wording.failed_test(t.name, t.output))}</pre>')
         if t.hint:
             lines.append(f"<p><i>{html.escape(wording.hint(t.hint))}</i></p>")
-    if not failed:
+    if not failed and not result.problem and score >= ex.points:
         lines.append(f"<p>{wording.ALL_PASSED}</p>")
     return nbformat.v4.new_markdown_cell("\n".join(lines), metadata={"course": {"results": ex.id}})

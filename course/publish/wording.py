@@ -5,6 +5,7 @@ from __future__ import annotations
 
 UNSANDBOXED = "graded WITHOUT the sandbox (--allow-unsandboxed): the submission's code ran unisolated"
 ALL_PASSED = "all checks passed"
+NOT_GRADED = "not graded: this notebook could not be graded (the reason is above)"
 
 
 def unisolated(isolation: str, sandboxed: bool) -> bool:

@@ -34,8 +34,25 @@ def test_csv_has_a_row_per_student_and_a_column_per_exercise(mini):
     out = run_course("export", "csv", "toy", "--out", "lms.csv", cwd=mini.root)
     assert out.returncode == 0, out.stderr
     rows = list(csv.reader(io.StringIO((mini.root / "lms.csv").read_text())))
-    assert rows[0] == ["student", "toy", "toy/adder/add", "toy/adder/scale", "toy/adder/essay"]
-    assert rows[1:] == [["ada", "4", "2", "1", "1"], ["bob", "0", "0", "0", ""]]
+    assert rows[0] == ["student", "toy", "toy/late_penalty", "toy/adder/add", "toy/adder/scale", "toy/adder/essay"]
+    assert rows[1:] == [["ada", "4", "0", "2", "1", "1"], ["bob", "0", "0", "0", "0", "ungraded"]]
+
+    # Canvas: its five identity columns, a Points Possible row; bob's essay is not graded yet: no grade
+    out = run_course("export", "canvas", "toy", cwd=mini.root)
+    assert out.returncode == 0, out.stderr
+    assert list(csv.reader(io.StringIO(out.stdout))) == [
+        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "toy"],
+        ["Points Possible", "", "", "", "", "4"],
+        ["ada", "", "", "ada", "", "4"],
+        ["bob", "", "", "bob", "", ""],
+    ]
+    assert "written answers still to grade: bob: toy" in out.stderr
+    out = run_course("export", "moodle", "toy", cwd=mini.root)
+    assert list(csv.reader(io.StringIO(out.stdout))) == [
+        ["Username", "First name", "Last name", "toy"],
+        ["ada", "", "", "4"],
+        ["bob", "", "", ""],
+    ]
 
 
 def test_nbgrader_feedback_and_export_work_on_the_graded_course(mini):
