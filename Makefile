@@ -82,11 +82,11 @@ test-fast: lint types
 
 # unit tests of the tooling, the hidden suites against reference / release / mistakes, release/ freshness
 test-tooling: setup database
-	$(BIN)/pytest -q tests --ignore=tests/browser
+	$(BIN)/pytest -q --durations=10 tests --ignore=tests/browser
 
 # the source notebooks, solutions included, run end to end
 test-notebooks: setup
-	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 source
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 --durations=20 source
 
 # a student's session in JupyterLab, in headless chromium; screenshots in screenshots/
 test-browser: setup browser
@@ -98,7 +98,7 @@ test: lint types test-tooling test-notebooks test-browser
 # then every week's demo class graded (grading itself runs on the CPU, in the sandbox)
 gpu-check: setup
 	$(BIN)/python -c "import sys, torch; sys.exit(None if torch.cuda.is_available() else 'gpu-check: no CUDA device here')"
-	MPLBACKEND=Agg $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 source
+	MPLBACKEND=Agg $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 --durations=20 source
 	for a in $$($(BIN)/python -c "from course import config; print(*config.load().assignments)"); do \
 	  $(BIN)/course demo $$a --no-gradebook || exit 1; done
 

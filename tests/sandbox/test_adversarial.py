@@ -528,8 +528,11 @@ def add(a, b):
 LOOKS_FOR_LEFTOVERS = """
 import os, signal, socket, threading
 seen = []
-if os.listdir("/tmp") or os.listdir("/dev/shm"):
-    seen.append("a file")
+views = [line.split()[4] for line in open("/proc/self/mountinfo")]  # read-only views bound under /tmp
+files = [f"{top}/{name}" for top in ("/tmp", "/dev/shm") for name in os.listdir(top)]
+files = [f for f in files if not any(v == f or v.startswith(f + "/") for v in views)]
+if files:
+    seen.append("a file (" + ", ".join(files) + ")")
 mine = {os.getpid(), os.getppid(), 1}
 if any(int(p) not in mine for p in os.listdir("/proc") if p.isdigit()):
     seen.append("a process")
