@@ -48,6 +48,16 @@ def test_infinite_loop_fails_that_test_and_the_rest_is_graded(mini):
     assert "time limit of 2 s exceeded in `add`" in messages(r)  # the floor: the reference takes microseconds
 
 
+def test_the_time_limit_counts_the_reference_call_not_its_loading(mini):
+    # a reference that takes 1.5 s to load (imports, data) and microseconds per call: the loop still gets the floor
+    reference = mini.root / "solutions" / "toy" / "adder.py"
+    reference.write_text("import time\ntime.sleep(1.5)\n" + reference.read_text())
+    slow = "def add(a, b):\n    while True:\n        pass"
+    r = graded(mini, [submission(mini, "loop", {"add-impl": slow, "scale-impl": GOOD_SCALE})])
+    first = next(t for t in r.tests if t.exercise == "add")
+    assert "time limit of 2 s exceeded in `add`" in first.output, first.output
+
+
 def test_exit_and_crash_inside_a_function(mini):
     dies = "import os\ndef add(a, b):\n    os._exit(3)"
     r = graded(mini, [submission(mini, "exit", {"add-impl": dies, "scale-impl": GOOD_SCALE})])
