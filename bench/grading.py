@@ -45,7 +45,9 @@ def make_class(course, n: int) -> dict[str, dict[str, nbformat.NotebookNode]]:
             if kind == "complete":
                 made = source
             elif kind == "mistakes":
-                made = mistakes.apply(source, rng.sample(mistakes.load(nb, paths.mistakes), 2))
+                first, *others = rng.sample(mistakes.load(nb, paths.mistakes), 8)
+                second = next(m for m in others if m.cell != first.cell)  # two edits of one cell may collide
+                made = mistakes.apply(source, [first, second])
             else:
                 made = notebooks.read(paths.release)
                 if i % 2:  # a syntax error in the first solution cell
@@ -59,6 +61,10 @@ def course_dir(dest: Path, with_suites: bool) -> Path:
     for f in COURSE_FILES:
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / f, dest / f)
+    if not with_suites:  # nbgrader's own autograde, which the course's config refuses, is what is measured here
+        config = dest / "nbgrader_config.py"
+        nbgraders_own = '\nc.Autograde.exporter_class = "nbconvert.exporters.NotebookExporter"\n'
+        config.write_text(config.read_text() + nbgraders_own)
     layers = ("source", "release", "solutions", "autograder") if with_suites else ("source",)
     for layer in layers:
         shutil.copytree(REPO / layer / "week1", dest / layer / "week1")
