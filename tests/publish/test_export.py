@@ -89,6 +89,10 @@ def test_student_tree_holds_nothing_secret(tmp_path):
     project = tomllib.loads((dest / "pyproject.toml").read_text())  # the tree installs: its project file parses
     assert project["tool"]["setuptools"]["package-dir"] == {"coursedata": "datasets/coursedata"}
     assert "torch==" in (dest / "requirements.txt").read_text()
+    # the README's `make setup` is a target of the tree's own Makefile (a dry run: nothing is installed)
+    assert "make setup" in (dest / "README.md").read_text()
+    dry = subprocess.run(["make", "-n", "setup"], cwd=dest, capture_output=True, text=True)
+    assert dry.returncode == 0 and "pip install" in dry.stdout, dry.stdout + dry.stderr
 
     secrets = set()
     for a in course.assignments.values():
