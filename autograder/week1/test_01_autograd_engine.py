@@ -351,6 +351,8 @@ def zero_then_backward_again(nb, program):
     everything = nodes + [root]
     root.backward()
     first = [float(n.grad) for n in everything]
+    for k, n in enumerate(everything):  # gradients that are not 0 whatever backward did: zero_grad must clear them
+        n.grad = 1.0 + k
     root.zero_grad()
     zeroed = [float(n.grad) for n in everything]
     root.backward()

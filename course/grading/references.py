@@ -76,6 +76,13 @@ class References:
 
         return run
 
+    def seconds_of(self, probe: Probe, kwargs: dict[str, Any]) -> float:
+        """How long the reference took on this call in any suite module, if it has run (else +inf); runs
+        nothing."""
+        key = call_key(probe, kwargs)
+        times = [s for (name, _, call), s in self._seconds.items() if name == "reference" and call == key and s]
+        return min(times, default=float("inf"))
+
     def seconds(self, module: ModuleType, probe: Probe, kwargs: dict[str, Any]) -> float | None:
         """How long the reference takes on this call (running it now if it has not run yet), or None when
         the reference raises on it."""
