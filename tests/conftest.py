@@ -6,15 +6,23 @@ from course import config
 from helpers import HERE
 
 
-@pytest.fixture
-def mini(tmp_path, monkeypatch):
-    """A copy of the two-exercise test course, released, as the current course."""
-    root = tmp_path / "mini"
+@pytest.fixture(scope="session")
+def released_mini(tmp_path_factory):
+    """The two-exercise test course, released once per session (nbgrader's release takes seconds)."""
+    root = tmp_path_factory.mktemp("released") / "mini"
     shutil.copytree(HERE / "minicourse", root, ignore=shutil.ignore_patterns("release", "gradebook.db"))
-    monkeypatch.setenv("COURSE_ROOT", str(root))
-    monkeypatch.chdir(root)
-    course = config.load(root)
     from course.authoring import release
 
+    course = config.load(root)
     release.release(course, course.assignment("toy"))
-    return course
+    return root
+
+
+@pytest.fixture
+def mini(released_mini, tmp_path, monkeypatch):
+    """A fresh copy of the released two-exercise test course, as the current course."""
+    root = tmp_path / "mini"
+    shutil.copytree(released_mini, root)
+    monkeypatch.setenv("COURSE_ROOT", str(root))
+    monkeypatch.chdir(root)
+    return config.load(root)
