@@ -36,7 +36,7 @@ from course.errors import CourseError
 from course.grading import diagnosis
 from course.grading.journal import Journal, grading_fingerprint
 from course.grading.plugin import GradingPlugin
-from course.grading.pool import Candidate, WorkerLike, WorkerPool
+from course.grading.pool import Candidate, Focus, WorkerLike, WorkerPool
 from course.grading.references import References
 from course.grading.results import NotebookResult, TestResult
 from course.grading.submissions import Submissions, not_submitted, prepare
@@ -170,10 +170,12 @@ def grade_notebook(
     workers: int = 1,
     journal: Journal | None = None,
     progress: Progress | None = None,
+    focus: dict[str, Focus] | None = None,
 ) -> list[NotebookResult]:
     """Grade one notebook of many students with its hidden suite: in this process, or split into `workers`
     shards that each run the suite in a process of their own. With a journal, results already graded
-    under the same conditions are reused, and each new result is saved the moment it is scored."""
+    under the same conditions are reused, and each new result is saved the moment it is scored. `focus`
+    (the audit's) says, per notebook, which tests run and whether they are traced."""
     fingerprint = grading_fingerprint(course, notebook, seed) if journal else ""
     reused = {}
     if journal:
@@ -185,9 +187,9 @@ def grade_notebook(
     todo = {s: f for s, f in files.items() if s not in reused}
     _prepare_data(notebook)
     if workers > 1 and sum(f is not None for f in todo.values()) > 1:
-        fresh = _run_in_shards(course, notebook, todo, seed, workers, journal, fingerprint, progress)
+        fresh = _run_in_shards(course, notebook, todo, seed, workers, journal, fingerprint, progress, focus)
     else:
-        fresh = run_suite(course, notebook, todo, seed, journal, fingerprint, progress)
+        fresh = run_suite(course, notebook, todo, seed, journal, fingerprint, progress, focus=focus)
     order = {s: i for i, s in enumerate(files)}
     return sorted([*reused.values(), *fresh], key=lambda r: order[r.student])
 
@@ -211,6 +213,7 @@ def run_suite(
     fingerprint: str = "",
     progress: Progress | None = None,
     start: Callable[[Candidate], WorkerLike] | None = None,
+    focus: dict[str, Focus] | None = None,
 ) -> list[NotebookResult]:
     """Run the notebook's hidden suite over these submissions (None: not submitted)."""
     paths = course.paths(notebook)
@@ -240,7 +243,7 @@ def run_suite(
         if prepared.problem:
             finished(result)
         else:
-            candidates.append(Candidate(student, prepared.cells))
+            candidates.append(Candidate(student, prepared.cells, focus=(focus or {}).get(student, Focus())))
     if not candidates:
         return list(results.values())
 
@@ -324,12 +327,14 @@ def _shard(
     journal: Journal | None,
     fingerprint: str,
     events: queue.Queue[Any] | None,
+    focus: dict[str, Focus] | None = None,
 ) -> list[dict[str, Any]]:
     def report(student: str, graded: bool) -> None:
         assert events is not None
         events.put((student, graded))
 
-    results = run_suite(course, notebook, files, seed, journal, fingerprint, report if events is not None else None)
+    progress = report if events is not None else None
+    results = run_suite(course, notebook, files, seed, journal, fingerprint, progress, focus=focus)
     return [r.as_json(precise=True) for r in results]
 
 
@@ -348,6 +353,7 @@ def _run_in_shards(
     journal: Journal | None,
     fingerprint: str,
     progress: Progress | None,
+    focus: dict[str, Focus] | None = None,
 ) -> list[NotebookResult]:
     students = [s for s, f in files.items() if f is not None] + [s for s, f in files.items() if f is None]
     shards = min(shards, sum(f is not None for f in files.values()))
@@ -373,6 +379,7 @@ def _run_in_shards(
                 [journal] * shards,
                 [fingerprint] * shards,
                 [events] * shards,
+                [focus] * shards,
             )
             return [NotebookResult.from_json(notebook, data) for part in done for data in part]
         finally:

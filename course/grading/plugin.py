@@ -20,7 +20,7 @@ from course.grading.diagnosis import Answers, MistakeNamer, Raised
 from course.grading.pool import Candidate, WorkerPool
 from course.grading.references import References, call_key, suite_probes
 from course.grading.results import TestResult, split_points
-from course.sandbox.client import StudentError
+from course.sandbox.client import Reach, StudentError
 from course.testing import Probe
 
 
@@ -99,15 +99,26 @@ class GradingPlugin:
         first: dict[str, list[tuple[str, str]]] = {e: [] for e in known}  # the tests of one submission
         for item in items:
             assert isinstance(item, pytest.Function)
-            cid = _submission(item)
-            self.expected[cid].add(_key(item))
-            if self.by_id[cid] == 0:
+            if self.by_id[_submission(item)] == 0:
                 first[_exercise(item)].append(_key(item))
         points = {e.id: e.points for e in self.notebook.auto_exercises}
         for exercise, tests in first.items():
             self.shares.update(zip(tests, split_points(points[exercise], len(tests)), strict=True))
+        # the audit's focus: a notebook it wrote runs only the tests that can reach what it changed
+        kept = [it for it in items if self._focused(it)]
+        if len(kept) < len(items):
+            config.hook.pytest_deselected(items=[it for it in items if it not in kept])
+            items[:] = kept
+        for item in items:
+            assert isinstance(item, pytest.Function)
+            self.expected[_submission(item)].add(_key(item))
         # submission by submission, keeping the suite's own order within each
         items.sort(key=lambda it: self.by_id[it.callspec.params["submission"]])  # type: ignore[attr-defined]
+
+    def _focused(self, item: pytest.Item) -> bool:
+        assert isinstance(item, pytest.Function)
+        only = self.candidates[self.by_id[_submission(item)]].focus.only
+        return only is None or item.originalname in only
 
     # -- fixtures ---------------------------------------------------------------------------------------
     @pytest.fixture
@@ -120,16 +131,21 @@ class GradingPlugin:
         key, source = suite_probes(request.module)
         answers: Answers = {}
         request.node.student_answers = answers  # kept to compare with the cataloged mistakes
+        trace = {"trace": True} if self.candidates[self.by_id[submission]].focus.trace else {}
+        request.node.reached = Reach()
 
         def run(probe: Probe, timeout: float | None = None, **kwargs: Any) -> Any:
             # as long as the reference needed for the same call, times a generous factor: a hang costs
             # seconds, and a correct but slower solution is never cut off
             limit = self.grading.time_limit(self.references.seconds(request.module, probe, kwargs), timeout)
             try:
-                result = worker.call(key, source, probe.name, kwargs, limit)
+                result = worker.call(key, source, probe.name, kwargs, limit, **trace)
             except StudentError as exc:
                 answers[call_key(probe, kwargs)] = (probe, kwargs, Raised(exc.kind))
                 raise
+            finally:
+                if trace:
+                    request.node.reached |= worker.reached
             answers[call_key(probe, kwargs)] = (probe, kwargs, copy.deepcopy(result))
             return result
 
@@ -178,6 +194,7 @@ class GradingPlugin:
                     "(does your function return what the exercise describes?)"
                 )
             share = self.shares[_key(item)]
+            reached: Reach = getattr(item, "reached", Reach())
             self.results[cid].append(
                 TestResult(
                     item.originalname,
@@ -188,6 +205,8 @@ class GradingPlugin:
                     "" if report.passed else _hint(item.function),
                     list(named),
                     round(report.duration, 3),
+                    sorted(reached.functions),
+                    sorted(reached.names),
                 )
             )
 

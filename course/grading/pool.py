@@ -12,16 +12,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from course.sandbox.client import Reach
+
 
 class WorkerLike(Protocol):
     load_errors: list[dict[str, Any]]
     isolation: str  # which sandbox ran it (launch.FORK_SERVER, BUBBLEWRAP, CONTAINER, UNSANDBOXED)
     bound: str  # what bounded its memory and processes
     peak_mb: float | None  # the most memory it held at once, where a control group measured it
+    reached: Reach  # what the last traced call touched of the notebook
 
-    def call(self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float) -> Any: ...
+    def call(
+        self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float, trace: bool = False
+    ) -> Any: ...
 
     def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Focus:
+    """How the audit grades a notebook it wrote itself: the tests to run (by name; None: all of them), and
+    whether each call records what it touched of the notebook."""
+
+    only: frozenset[str] | None = None
+    trace: bool = False
 
 
 @dataclass
@@ -34,6 +48,7 @@ class Candidate:
     isolation: str = ""
     bound: str = ""
     peak_mb: float | None = None
+    focus: Focus = Focus()
 
 
 class WorkerPool:

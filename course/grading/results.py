@@ -38,6 +38,14 @@ class TestResult:
     hint: str = ""
     mistakes: list[str] = field(default_factory=list)  # ids of cataloged mistakes this failure matches
     seconds: float = 0.0  # how long the test ran (the slow ones are the trainings)
+    # a traced test (the audit's reference): the notebook's functions its probes ran ("cell label:qualified
+    # name"), and the globals they looked up
+    reached: list[str] = field(default_factory=list)
+    names_used: list[str] = field(default_factory=list)
+
+    @property
+    def cells_reached(self) -> set[str]:
+        return {f.rpartition(":")[0] for f in self.reached}
 
     __test__ = False  # not a pytest test class, whatever its name
 
@@ -103,6 +111,7 @@ class NotebookResult:
                     "hint": t.hint,
                     "mistakes": t.mistakes,
                     "seconds": t.seconds,
+                    **_trace(t),
                 }
                 for t in self.tests
             ],
@@ -134,7 +143,14 @@ class NotebookResult:
                 t["hint"],
                 t["mistakes"],
                 t.get("seconds", 0.0),
+                t.get("reached", []),
+                t.get("names_used", []),
             )
             for t in data["tests"]
         ]
         return result
+
+
+def _trace(t: TestResult) -> dict[str, list[str]]:
+    """What a traced test reached, in its JSON; nothing for the untraced (every student's)."""
+    return {"reached": t.reached, "names_used": t.names_used} if t.reached or t.names_used else {}

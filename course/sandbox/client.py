@@ -14,6 +14,7 @@ import errno
 import os
 import signal
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from course.config import Limits
@@ -22,6 +23,26 @@ from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write
 
 STRIKES = 2  # a function that kills or hangs its tester twice is not run again
 EVENT_WAIT = 10.0  # seconds the loader has to report what became of a tester
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a traced probe call touched of the notebook: the functions that ran ("cell label:qualified
+    name"), the globals looked up."""
+
+    functions: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, reply: dict[str, Any]) -> Reach:
+        def strings(key: str) -> frozenset[str]:
+            value = reply.get(key)
+            return frozenset(v for v in value if isinstance(v, str)) if isinstance(value, list) else frozenset()
+
+        return cls(strings("reached"), strings("names"))
+
+    def __or__(self, other: Reach) -> Reach:
+        return Reach(self.functions | other.functions, self.names | other.names)
 
 
 class StudentError(AssertionError):
@@ -131,6 +152,7 @@ class Worker:
         self.strikes: dict[tuple[str, str], int] = {}  # (cell, function) -> testers it killed or hung
         self.bound = ""  # what bounded its memory and processes
         self.peak_mb: float | None = None
+        self.reached = Reach()  # what the last traced call touched
 
     # -- life cycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -282,13 +304,18 @@ class Worker:
             raise StudentError("the worker sent an answer that is not well formed")
         return reply
 
-    def call(self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float) -> Any:
+    def call(
+        self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float, trace: bool = False
+    ) -> Any:
+        """Run one probe. With `trace`, `reached` then holds the cells whose code it ran and the notebook
+        globals it looked up (the audit traces the reference's tests)."""
+        self.reached = Reach()
         self.ensure_loaded()
         if self.broken:
             raise StudentError(self.broken)
         ooms = self._oom_kills()
         try:
-            result = self._call(key, probes_source, name, kwargs, timeout)
+            result = self._call(key, probes_source, name, kwargs, timeout, trace)
         except StudentError:
             if self.proc is not None and self._oom_kills() > ooms:
                 raise self._out_of_memory() from None
@@ -297,7 +324,9 @@ class Worker:
             raise self._out_of_memory()
         return result
 
-    def _call(self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float) -> Any:
+    def _call(
+        self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float, trace: bool
+    ) -> Any:
         sent = time.monotonic()
         deadline = sent + timeout
         tester = self._get_tester(max(deadline, sent + EVENT_WAIT))
@@ -311,10 +340,13 @@ class Worker:
                         + explain(reply["error"], self.limits)
                     )
                 self.loaded_probes.add(key)
-            write_frame(tester, {"op": "call", "key": key, "name": name, "kwargs": kwargs})
+            request = {"op": "call", "key": key, "name": name, "kwargs": kwargs, **({"trace": True} if trace else {})}
+            write_frame(tester, request)
         except OSError:
             raise self._tester_gone(hung=False, seconds=0) from None
         reply = self._answer(deadline, sent)
+        if trace:
+            self.reached = Reach.of(reply)
         if not reply["ok"]:
             kind = reply["error"].get("type")
             # a disabled function's refusal is the grader's, not an exception of the student's code: no

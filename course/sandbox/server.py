@@ -19,6 +19,8 @@ The loader speaks on the control socket:
 The tester speaks on its own socket:
   {"op": "probes", "key": k, "source": s}            load a suite's probe functions
   {"op": "call", "key": k, "name": n, "kwargs": {}}  run one probe against the notebook
+      (with "trace": true, the reply also holds "reached": the notebook's functions the probe ran, as
+      "cell label:qualified name", and "names": the globals it looked up; the audit traces the reference)
 
 This module is the trust boundary: it imports only the standard library and the wire protocol.
 """
@@ -33,6 +35,7 @@ import select
 import signal
 import socket
 import sys
+import threading
 import traceback
 from types import CodeType, FunctionType
 from typing import Any
@@ -56,16 +59,21 @@ class DisabledFunction(Exception):
 class Notebook:
     """The submission's globals as attributes, with a message that names what is missing."""
 
-    def __init__(self, namespace: dict[str, Any]):
+    def __init__(self, namespace: dict[str, Any], seen: set[str] | None = None):
         object.__setattr__(self, "_ns", namespace)
+        object.__setattr__(self, "_seen", seen)  # a traced call: every name looked up
 
     def __getattr__(self, name: str) -> Any:
+        if self._seen is not None:
+            self._seen.add(name)
         try:
             return self._ns[name]
         except KeyError:
             raise MissingDefinition(f"the notebook does not define `{name}`") from None
 
     def __contains__(self, name: str) -> bool:
+        if self._seen is not None:
+            self._seen.add(name)
         return name in self._ns
 
 
@@ -146,6 +154,9 @@ def serve_tests(sock: int, namespace: dict[str, Any]) -> None:
                 exec(compile_code(request["source"], "<probes>"), space)
                 probe_spaces[request["key"]] = space
                 reply: dict[str, Any] = {"ok": True}
+            elif op == "call" and request.get("trace") is True:
+                fn = probe_spaces[request["key"]][request["name"]]
+                reply = traced_call(fn, namespace, request["kwargs"])
             elif op == "call":
                 fn = probe_spaces[request["key"]][request["name"]]
                 reply = {"ok": True, "result": fn(Notebook(namespace), **request["kwargs"])}
@@ -159,6 +170,30 @@ def serve_tests(sock: int, namespace: dict[str, Any]) -> None:
             write_frame(sock, {"ok": False, "error": {"type": "TypeError", "message": str(exc), "where": None}})
         except OSError:
             return
+
+
+def traced_call(fn: Any, namespace: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A probe call that also says which of the notebook's functions it ran and which globals it looked up."""
+    reached: set[str] = set()
+    seen: set[str] = set()
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        # called once per new frame; returning None leaves the frame's lines untraced (cheap)
+        code = frame.f_code
+        if code.co_filename.startswith(STUDENT_FILE):
+            reached.add(f"{code.co_filename[len(STUDENT_FILE) : -1]}:{code.co_qualname}")
+
+    sys.settrace(hook)
+    threading.settrace(hook)  # and the threads the probe's code starts
+    try:
+        reply: dict[str, Any] = {"ok": True, "result": fn(Notebook(namespace, seen), **kwargs)}
+    except BaseException as exc:
+        reply = {"ok": False, "error": describe_error(exc)}
+    finally:
+        sys.settrace(None)
+        threading.settrace(None)
+    reply["reached"], reply["names"] = sorted(reached), sorted(seen)
+    return reply
 
 
 def _die_with_parent() -> None:
