@@ -165,7 +165,9 @@ def cmd_audit(args: argparse.Namespace, course: Course) -> int:
         for nb in a.notebooks:
             if args.notebook and nb.name != args.notebook:
                 continue
-            result = audit.audit_notebook(course, nb, seed, args.workers)
+            result = audit.audit_notebook(
+                course, nb, seed, args.workers, every_test=args.every_test, with_nulls=args.nulls
+            )
             print(audit.matrix(result) if not args.quiet else result.summary())
             print()
             failures += [f"{nb.assignment}/{nb.name}: {f}" for f in result.failures]
@@ -325,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--notebook", help="only this notebook of the assignment")
     au.add_argument("--quiet", action="store_true", help="one line per notebook instead of the matrix")
     au.add_argument("--seed", type=int, help="seed for the grading inputs (default: the one fixed per assignment)")
+    au.add_argument(
+        "--nulls",
+        action="store_true",
+        help="also grade the null submissions: each function of a solution made to do nothing, return None, "
+        "zeros or its input, alone and all at once; the tests that call it must fail",
+    )
+    au.add_argument(
+        "--every-test",
+        action="store_true",
+        help="run every test on every variant (by default a variant runs only the tests whose probes reach "
+        "the code it changes, as traced on the reference)",
+    )
     au.add_argument(
         "--workers",
         type=int,

@@ -10,6 +10,9 @@ three mistakes or no alternative.
 
 from __future__ import annotations
 
+import ast
+import copy
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +20,12 @@ from pathlib import Path
 import nbformat
 
 from course import catalog, notebooks
+from course.authoring import nulls
 from course.config import Course, Notebook
 from course.grading import pipeline
-from course.grading.results import NotebookResult
+from course.grading.pool import Focus
+from course.grading.results import NotebookResult, TestResult
+from course.grading.submissions import prepare
 
 MIN_MISTAKES = 3
 
@@ -29,6 +35,8 @@ class Row:
     label: str
     variant: catalog.Variant | None
     result: NotebookResult
+    not_run: set[str] = field(default_factory=set)  # tests that cannot reach what the variant changed
+    failures: list[str] = field(default_factory=list)  # a null submission's
 
     @property
     def named(self) -> bool:
@@ -42,6 +50,7 @@ class NotebookAudit:
     notebook: Notebook
     rows: list[Row] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    nulls: list[Row] = field(default_factory=list)  # the null submissions graded
 
     def of_kind(self, correct: bool) -> list[Row]:
         return [r for r in self.rows if r.variant and r.variant.correct == correct]
@@ -52,11 +61,16 @@ class NotebookAudit:
         accepted = sum(r.result.score == r.result.max_score for r in right)
         named = sum(r.named for r in wrong)
         share = f" ({100 * named / len(wrong):.0f}%)" if wrong else ""
-        return (
+        line = (
             f"{self.notebook.assignment}/{self.notebook.name}: {caught} of {len(wrong)} mistakes caught, "
             f"{accepted} of {len(right)} alternatives accepted, {named} of {len(wrong)} mistakes named "
             f"in the feedback{share}"
         )
+        if self.nulls:
+            zero = sum(not r.failures for r in self.nulls)
+            wrongly = sum(bool(r.result.diagnosis) for r in self.nulls)
+            line += f"; {zero} of {len(self.nulls)} null submissions lose what they must, {wrongly} get a mistake named"
+        return line
 
 
 def _lost(row: Row) -> set[str]:
@@ -64,7 +78,12 @@ def _lost(row: Row) -> set[str]:
     return {e.id for e in r.notebook.auto_exercises if r.exercise_score(e.id) < e.points}
 
 
-def audit_notebook(course: Course, nb: Notebook, seed: int, workers: int = 1) -> NotebookAudit:
+def audit_notebook(
+    course: Course, nb: Notebook, seed: int, workers: int = 1, every_test: bool = False, with_nulls: bool = False
+) -> NotebookAudit:
+    """Grade the reference, the release and every variant. A variant runs only the tests whose probes, on the
+    reference, reached a cell it changes or a global it defines (the others cannot tell it from the
+    reference); `every_test` runs them all. `with_nulls` grades the null submissions too (`nulls.py`)."""
     paths = course.paths(nb)
     mistakes = catalog.load(nb, paths.mistakes)
     alternatives = catalog.load_alternatives(nb, paths.alternatives)
@@ -82,16 +101,48 @@ def audit_notebook(course: Course, nb: Notebook, seed: int, workers: int = 1) ->
             )
 
     source = notebooks.read(paths.source)
+    release = notebooks.read(paths.release)
+    # the reference traced (which functions and globals each test's probes reach), and the release
+    first: dict[str, Path | None] = {"reference": paths.source, "release": paths.release}
+    done = pipeline.grade_notebook(course, nb, first, seed, workers, focus={"reference": Focus(trace=True)})
+    results = {r.student: r for r in done}
+    reference = results["reference"]
+    ref_cells = _by_label(prepare(paths.source, release, nb).cells)
+    variants: dict[str, catalog.Variant] = {}
+    planned: dict[str, nulls.Null] = {}
+    focus: dict[str, Focus] = {}
     with tempfile.TemporaryDirectory(prefix="course-audit-") as tmp:
-        files: dict[str, Path | None] = {"reference": paths.source, "release": paths.release}
-        variants: dict[str, catalog.Variant] = {}
+        files: dict[str, Path | None] = {}
         for variant in [*mistakes, *alternatives]:
             label = f"{'alternative' if variant.correct else 'mistake'} {variant.id}"
             files[label] = file = Path(tmp) / f"{len(files)}.ipynb"
             nbformat.write(catalog.apply(source, [variant]), str(file))
             variants[label] = variant
-        results = {r.student: r for r in pipeline.grade_notebook(course, nb, files, seed, workers)}
-    audit.rows = [Row(label, variants.get(label), results[label]) for label in files]
+            if not every_test:
+                cells = _by_label(prepare(file, release, nb).cells)
+                if (only := tests_reaching(reference, ref_cells, cells)) is not None:
+                    focus[label] = Focus(only=only)
+        for null in nulls.submissions(source, nb) if with_nulls else []:
+            label = f"null {null.label}"
+            callers = _callers(reference, null.functions[0]) if null.alone else None
+            if callers == frozenset():
+                audit.failures.append(f"no hidden test calls `{null.functions[0].qualname}`: nothing checks it")
+                continue
+            files[label] = file = Path(tmp) / f"{len(files)}.ipynb"
+            nbformat.write(catalog.apply(source, null.variants()), str(file))
+            planned[label] = null
+            if callers is not None and not every_test:
+                focus[label] = Focus(only=callers)
+        done = pipeline.grade_notebook(course, nb, files, seed, workers, focus=focus)
+        results.update((r.student, r) for r in done)
+    rows = [Row(label, variants.get(label), results[label]) for label in ["reference", "release", *files]]
+    for row in rows:
+        if row.label in focus:
+            row.not_run = _complete(row.result, reference, focus[row.label].only or frozenset())
+    audit.rows = [r for r in rows if r.label not in planned]
+    audit.nulls = [r for r in rows if r.label in planned]
+    for row in audit.nulls:
+        audit.failures += _null_failures(row, planned[row.label], reference)
 
     for row in audit.rows:
         r, v, lost = row.result, row.variant, _lost(row)
@@ -114,27 +165,141 @@ def audit_notebook(course: Course, nb: Notebook, seed: int, workers: int = 1) ->
     return audit
 
 
+def tests_reaching(
+    reference: NotebookResult, ref_cells: dict[str, str], cells: dict[str, str]
+) -> frozenset[str] | None:
+    """The tests that can tell a variant (its notebook's `cells`, label -> source) from the reference: those
+    whose probes, traced on the reference, ran code of a cell the variant changes or looked up a global such
+    a cell defines. None (run every test) unless the variant changes only the bodies of functions: a changed
+    constant, import, signature, default, decorator or class attribute, a new definition or a cell that does
+    not parse could reach any test."""
+    changed = {label for label in ref_cells.keys() | cells.keys() if ref_cells.get(label) != cells.get(label)}
+    names: set[str] = set()
+    for label in changed:
+        if label not in ref_cells or label not in cells:
+            return None
+        before, after = _parse(ref_cells[label]), _parse(cells[label])
+        if before is None or after is None or _outline(before) != _outline(after):
+            return None
+        names |= _globals(before)
+    return frozenset(
+        t.name for t in reference.tests if changed.intersection(t.cells_reached) or names.intersection(t.names_used)
+    )
+
+
+def _by_label(cells: list[list[str]]) -> dict[str, str]:
+    return {cell[0]: cell[1] for cell in cells}
+
+
+def _parse(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+def _outline(tree: ast.Module) -> str:
+    """The cell with every function's body left out: what runs when the cell runs, but not when it is called."""
+    tree = copy.deepcopy(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.body = [ast.Pass()]
+    return ast.dump(tree)
+
+
+def _globals(tree: ast.Module) -> set[str]:
+    """Every name the cell binds outside function bodies (class attributes too: more than needed is safe)."""
+    names: set[str] = set()
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        if isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def _complete(result: NotebookResult, reference: NotebookResult, ran: frozenset[str]) -> set[str]:
+    """A focused variant's result, with the reference's outcome for each test it did not run (those tests
+    cannot tell the two apart); returns their names."""
+    mine: dict[str, list[TestResult]] = {}
+    for t in result.tests:
+        mine.setdefault(t.name, []).append(t)
+    tests, skipped = [], set()
+    for t in reference.tests:
+        if t.name in ran:
+            if mine.get(t.name):
+                tests.append(mine[t.name].pop(0))
+        else:
+            tests.append(dataclasses.replace(t, seconds=0.0, reached=[], names_used=[]))
+            skipped.add(t.name)
+    if not result.problem:
+        result.tests = tests
+    return skipped
+
+
+def _callers(reference: NotebookResult, fn: nulls.Function) -> frozenset[str]:
+    """The tests whose probes ran the function (or a function defined in it), on the traced reference."""
+
+    def of(entry: str) -> bool:
+        label, _, qualname = entry.rpartition(":")
+        return label.partition(", ")[2] == fn.cell and (
+            qualname == fn.qualname or qualname.startswith(f"{fn.qualname}.<locals>.")
+        )
+
+    return frozenset(t.name for t in reference.tests if any(of(e) for e in t.reached))
+
+
+def _null_failures(row: Row, null: nulls.Null, reference: NotebookResult) -> list[str]:
+    """What a null submission must lose: alone, every test that calls its function; all at once, every point."""
+    r = row.result
+    if r.problem:
+        row.failures = [f"null submission ({null.label}) could not be graded: {r.problem}"]
+    elif null.alone:
+        kept = sorted({t.name for t in r.tests if t.passed and t.name not in row.not_run})
+        if kept:
+            row.failures = [f"{null.label}, and {', '.join(kept)} still pass: reachable by doing nothing"]
+    else:
+        for ex in (e.id for e in r.notebook.auto_exercises if r.exercise_score(e.id) > 0):
+            passing = sorted({t.name for t in r.tests if t.exercise == ex and t.passed})
+            row.failures.append(f"with {null.label}, {ex} keeps {r.exercise_score(ex):g} points ({', '.join(passing)})")
+    return row.failures
+
+
 def _failed(r: NotebookResult) -> str:
     return "; ".join(f"{t.name}: {t.output}" for t in r.tests if not t.passed)[:600] or (r.problem or "")
 
 
 def matrix(audit: NotebookAudit) -> str:
     """Rows: reference, release and every variant. Columns: the hidden tests, grouped by exercise.
-    x: the test failed (caught the mistake); .: it passed."""
+    x: the test failed (caught the mistake); .: it passed; -: not run, as its probes reach nothing the
+    variant changes (it passes, as on the reference)."""
     reference = next(r.result for r in audit.rows if r.label == "reference")
     tests = [(t.exercise, t.name) for t in reference.tests]
-    width = max(len(r.label) for r in audit.rows) + 2
-    seconds = {name: sum(t.seconds for r in audit.rows for t in r.result.tests if t.name == name) for _, name in tests}
+    width = max(len(r.label) for r in [*audit.rows, *audit.nulls]) + 2
+    everything = [*audit.rows, *audit.nulls]
+    seconds = {name: sum(t.seconds for r in everything for t in r.result.tests if t.name == name) for _, name in tests}
     legend = [
         f"  {i + 1:>3}  {ex} / {name}  ({seconds[name]:.1f} s over all rows)" for i, (ex, name) in enumerate(tests)
     ]
     header = " " * width + " ".join(f"{i + 1:>3}" for i in range(len(tests)))
-    lines = [audit.summary(), "tests:", *legend, "", header]
-    for row in audit.rows:
+    key = "x: failed, .: passed, -: not run (reaches nothing the variant changes)"
+    lines = [audit.summary(), "tests:", *legend, key, "", header]
+    for row in [*audit.rows, *audit.nulls]:
         passed = {t.name: t.passed for t in row.result.tests}
-        marks = " ".join(f"{'.' if passed.get(name, False) else 'x':>3}" for _, name in tests)
+        marks = " ".join(
+            f"{'-' if name in row.not_run else '.' if passed.get(name, False) else 'x':>3}" for _, name in tests
+        )
         note = ""
         if row.variant and not row.variant.correct:
             note = "  named" if row.named else ""
+        elif row in audit.nulls:
+            note = "  FAILS" if row.failures else ""
+            note += "  a mistake named" if row.result.diagnosis else ""
         lines.append(f"{row.label:<{width}}{marks}{note}")
     return "\n".join(lines)

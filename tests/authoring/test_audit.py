@@ -18,8 +18,50 @@ def test_audit_passes_and_prints_the_matrix(mini):
     rows = {
         line.split("  ")[0]: line for line in out.stdout.splitlines() if line.startswith(("mistake", "alternative"))
     }
-    assert rows["mistake subtracts"].split()[2:5] == ["x", "x", "."]
-    assert rows["alternative scale-loop"].split()[2:5] == [".", ".", "."]
+    # add's two tests catch it; scale's test never calls add, so it is not run on this variant
+    assert rows["mistake subtracts"].split()[2:5] == ["x", "x", "-"]
+    assert rows["alternative scale-loop"].split()[2:5] == ["-", "-", "."]
+    reference = next(line for line in out.stdout.splitlines() if line.startswith("reference "))
+    assert reference.split()[1:4] == [".", ".", "."]
+
+
+def test_tests_left_out_of_a_variant_change_no_verdict(mini):
+    """The audit that runs on each variant only the tests reaching what it changed gives every row the same
+    scores, lost exercises and names as the audit that runs every test."""
+    nb = mini.assignment("toy").notebooks[0]
+    focused = audit.audit_notebook(mini, nb, seed=3, workers=2)
+    every = audit.audit_notebook(mini, nb, seed=3, workers=2, every_test=True)
+
+    def verdicts(a):
+        return {r.label: (r.result.score, sorted(audit._lost(r)), r.named, r.result.diagnosis) for r in a.rows}
+
+    assert verdicts(focused) == verdicts(every)
+    assert sum(len(r.not_run) for r in focused.rows) >= 4  # the focus left tests out
+    assert not any(r.not_run for r in every.rows)
+
+
+def _reference(tests):
+    from course.grading.results import NotebookResult, TestResult
+
+    r = NotebookResult("reference", "a", None, None)  # type: ignore[arg-type]
+    r.tests = [TestResult(name, "e", 1, 1, "passed", reached=c, names_used=n) for name, c, n in tests]
+    return r
+
+
+def test_only_changes_inside_function_bodies_narrow_the_tests():
+    ref = _reference([("t_f", ["1, f:f"], ["f"]), ("t_g", ["2, g:g"], ["g"]), ("t_k", [], ["K"])])
+    cells = {"1, f": "K = 2\ndef f(x):\n    return x * K", "2, g": "def g(x):\n    return x"}
+    body = {**cells, "1, f": "K = 2\ndef f(x):\n    return x + K"}
+    assert audit.tests_reaching(ref, cells, body) == {"t_f", "t_k"}  # K is a global of the changed cell
+    assert audit.tests_reaching(ref, cells, cells) == set()
+    for outside in [
+        "K = 3\ndef f(x):\n    return x * K",  # a constant any test may read
+        "K = 2\ndef f(x, y=1):\n    return x * K",  # a signature
+        "K = 2\ndef f(x):\n    return x * K\ndef g(x):\n    return 0",  # a new definition shadowing g
+        "K = 2\ndef f(x):\n    return x *",  # does not parse
+    ]:
+        assert audit.tests_reaching(ref, cells, {**cells, "1, f": outside}) is None, outside
+    assert audit.tests_reaching(ref, cells, {"2, g": cells["2, g"]}) is None  # a cell gone
 
 
 def _add(path, entry):
