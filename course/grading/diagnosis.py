@@ -20,9 +20,10 @@ from course.testing import Probe, differences
 
 @dataclass(frozen=True)
 class Raised:
-    """What a student's call raised, recorded in place of an answer."""
+    """What a student's call raised, recorded in place of an answer: the exception's type and message."""
 
     kind: str | None
+    message: str | None = None
 
 
 Answers = dict[tuple[str, str], tuple[Probe, dict[str, Any], Any]]  # call -> (probe, kwargs, answer or Raised)
@@ -87,7 +88,13 @@ class MistakeNamer:
                 with _time_limit(self.time_limit):
                     theirs = mistaken(probe, **kwargs)
             except Exception as exc:
-                if not (isinstance(answer, Raised) and answer.kind == type(exc).__name__):
+                # the same exception: its type and its message (a shape slip and a missing return both raise
+                # RuntimeError or TypeError; only the message tells them apart)
+                same = isinstance(answer, Raised) and (answer.kind, answer.message) == (
+                    type(exc).__name__,
+                    str(exc)[:2000],
+                )
+                if not same:
                     return False
                 continue
             if isinstance(answer, Raised) or differences(answer, theirs, atol=1e-6, rtol=1e-4):

@@ -47,11 +47,12 @@ class Reach:
 
 class StudentError(AssertionError):
     """The submission raised, hung or crashed while a test was using it. `kind` names the exception the
-    student's code raised, when it raised one."""
+    student's code raised, when it raised one, and `detail` is that exception's own message."""
 
-    def __init__(self, message: str, kind: str | None = None):
+    def __init__(self, message: str, kind: str | None = None, detail: str | None = None):
         super().__init__(message)
         self.kind = kind
+        self.detail = detail
 
 
 def _place(where: dict[str, Any] | None) -> str:
@@ -352,5 +353,8 @@ class Worker:
             # a disabled function's refusal is the grader's, not an exception of the student's code: no
             # cataloged mistake raises it, so there is nothing to compare (and nothing worth running again)
             kind = None if kind == "DisabledFunction" else kind
-            raise StudentError(explain(reply["error"], self.limits), kind=kind)
+            detail = reply["error"].get("message")
+            raise StudentError(
+                explain(reply["error"], self.limits), kind=kind, detail=detail if isinstance(detail, str) else None
+            )
         return reply["result"]

@@ -127,6 +127,28 @@ def test_an_unknown_mistake_is_not_named(mini):
     assert "known mistake" not in report.text([r])
 
 
+def test_a_mistake_that_raises_is_named_only_for_the_same_exception(mini):
+    """Two exceptions of one type are the same answer only with the same message: a shape slip and a missing
+    return both raise TypeError or RuntimeError."""
+    a = mini.assignment("toy")
+    _add(
+        mini.paths(a.notebooks[0]).mistakes,
+        {
+            "id": "adds-none",
+            "exercise": "add",
+            "says": "adds None to a",
+            "cell": "add-impl",
+            "replace": "return a + b",
+            "with": "return a + None",
+        },
+    )
+    same = submission(mini, "ann", {"add-impl": "def add(a, b):\n    return a + None"})
+    other = submission(mini, "bob", {"add-impl": "def add(a, b):\n    raise TypeError('not today')"})
+    [[named], [unnamed]] = grade(mini, a, discover(a, [same, other]))
+    assert named.diagnosis == {"add": ["adds None to a"]}
+    assert unnamed.exercise_score("add") == 0 and unnamed.diagnosis == {}
+
+
 @pytest.mark.parametrize(
     "entry, words",
     [
