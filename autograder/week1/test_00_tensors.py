@@ -87,11 +87,14 @@ def test_normalize_rows(student, reference, seed):
 
 
 @pytest.mark.exercise("broadcasting")
-def test_normalize_rows_leaves_input(student, seed):
-    """normalize_rows returns a new tensor and leaves x as it was (no in-place division)."""
+def test_normalize_rows_leaves_input(student, reference, seed):
+    """normalize_rows returns the normalized rows as a new tensor and leaves x as it was (no in-place
+    division)."""
     found = student(normalize_case, seed=seed, n=3, d=4)
     check(found["input_unchanged"], "normalize_rows changed the tensor it was given: return x / ..., "
                                     "do not divide x in place")
+    expected = reference(normalize_case, seed=seed, n=3, d=4)
+    assert_close(found["out"], expected["out"], atol=1e-12, rtol=1e-10, what="normalize_rows of a [3, 4] x")
 
 
 @pytest.mark.exercise("broadcasting")
@@ -135,10 +138,12 @@ def test_one_hot_values(student, reference, seed):
 
 
 @pytest.mark.exercise("indexing")
-def test_one_hot_dtype(student, seed):
-    """one_hot returns float32 (F.one_hot gives int64: convert it with .float())."""
+def test_one_hot_dtype(student, reference, seed):
+    """one_hot returns its rows in float32 (F.one_hot gives int64: convert it with .float())."""
     found = student(one_hot_case, seed=seed, n=5, c=4)
     check(found["dtype"] == "torch.float32", f"one_hot returned {found['dtype']}, expected torch.float32")
+    expected = reference(one_hot_case, seed=seed, n=5, c=4)
+    assert_close(found["out"], expected["out"], atol=0, rtol=0, what="one_hot of 5 labels, 4 classes")
 
 
 # -- views and reshape ------------------------------------------------------------------------------------------
