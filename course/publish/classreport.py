@@ -219,36 +219,40 @@ def named_mistakes(course: Course, assignment: Assignment, results: Iterable[Not
 
 
 def histogram(stats: ExerciseStats) -> bytes:
-    """A PNG of how many students got each score of the exercise (matplotlib's Agg canvas: no display, no
-    global pyplot state)."""
+    """A PNG of how many students got each score of the exercise: one bar per score that some student got
+    (matplotlib's Agg canvas: no display, no global pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     points = stats.exercise.points
+    counts = _counts(stats)
     fig = Figure(figsize=(4.2, 2.4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    bins = max(1, min(10, round(points * 3)))
-    ax.hist(list(stats.scores.values()), bins=bins, range=(0, points), color="#0969da", edgecolor="white")
-    ax.set_xlim(0, points)
+    ax.bar(list(counts), list(counts.values()), width=points / 20, color="#0969da")
+    ax.set_xlim(-points / 20, points * 1.05)
     ax.set_xlabel(f"points (of {report.pts(points)})")
     ax.set_ylabel("students")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max(counts.values()) * 1.15)
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png")
     return out.getvalue()
 
 
-def alt_text(stats: ExerciseStats) -> str:
-    """What the histogram shows, in words, for a reader who cannot see it."""
+def _counts(stats: ExerciseStats) -> dict[float, int]:
+    """score -> how many students got it, the highest first."""
     counts: dict[float, int] = {}
     for s in stats.scores.values():
         counts[s] = counts.get(s, 0) + 1
-    shown = "; ".join(
-        f"{n} student{'s' if n != 1 else ''} with {report.pts(s)}" for s, n in sorted(counts.items(), reverse=True)
-    )
+    return dict(sorted(counts.items(), reverse=True))
+
+
+def alt_text(stats: ExerciseStats) -> str:
+    """What the histogram shows, in words, for a reader who cannot see it."""
+    shown = "; ".join(f"{n} student{'s' if n != 1 else ''} with {report.pts(s)}" for s, n in _counts(stats).items())
     return f"Scores for {stats.exercise.title}, out of {report.pts(stats.exercise.points)}: {shown}"
 
 
@@ -302,11 +306,10 @@ def _late_by(seconds: float) -> str:
     return f"{hours // 24} days {hours % 24} h"
 
 
-def write(course: Course, assignment: Assignment, db_url: str | None = None, reports: Path | None = None) -> Path:
+def write(course: Course, assignment: Assignment, db_url: str | None = None) -> Path:
     """Write the class report; returns its page."""
     r = build(course, assignment, db_url)
-    root = reports or course.files.reports
-    folder = root / "_class" / assignment.name
+    folder = course.files.class_report(assignment.name)
     for old in folder.glob("hist-*.png"):
         old.unlink()
     for i, stats in enumerate(r.exercises, start=1):
@@ -318,5 +321,5 @@ def write(course: Course, assignment: Assignment, db_url: str | None = None, rep
     page = folder / "index.html"
     html = report.render("class.html.j2", r=r, alt_text=alt_text, late_by=_late_by, similarity=similarity)
     atomic_write(page, html)
-    report.write_index(root, course.title)
+    report.write_index(course.files.reports, course.title)
     return page
