@@ -382,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the class report of a graded assignment: histograms, named mistakes, points lost, late work",
         description="From the results `course grade` saved (autograded/) and nbgrader's gradebook, write "
         "reports/_class/ASSIGNMENT/: index.html (per-exercise score histograms, the named mistakes ranked by how "
-        "many students made them, the exercises ranked by points lost, the notebooks that could not be graded "
-        "and why, the late submissions and their penalty) and class.csv (one row per student and exercise). "
+        "many students' answers matched them, the exercises ranked by points lost, the notebooks that could not "
+        "be graded and why, the late submissions and their penalty) and class.csv (one row per student and "
+        "exercise). "
         "Grades nothing.",
     )
     rp.add_argument("assignment")

@@ -55,7 +55,7 @@ class NotebookSimilarity:
     notebook: Notebook
     students: list[str]  # whose code was compared
     unreadable: dict[str, str] = field(default_factory=dict)  # student -> why their notebook was not compared
-    stubs_only: list[str] = field(default_factory=list)  # nothing of their own long enough to fingerprint
+    stubs_only: list[str] = field(default_factory=list)  # nothing beyond the stubs long enough to fingerprint
 
 
 @dataclass
@@ -118,10 +118,14 @@ def compare(course: Course, notebook: Notebook, files: dict[str, Path]) -> tuple
         by_file: dict[str, str] = {}
         for i, (student, path) in enumerate(sorted(files.items())):
             try:
-                code = solution_code(notebooks.read(path), order)
+                theirs = notebooks.read(path)
             except CourseError as exc:
                 result.unreadable[student] = str(exc)
                 continue
+            if not set(order) & set(notebooks.solution_cells(theirs)):
+                result.unreadable[student] = f"{path.name} holds none of the release's solution cells"
+                continue
+            code = solution_code(theirs, order)
             file = folder / f"{i:05d}.py"  # student ids may hold any character; the file name does not
             file.write_text(code)
             by_file[str(file)] = student

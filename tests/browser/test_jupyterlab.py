@@ -1,5 +1,6 @@
 """The student's seat, in a real browser: JupyterLab with nbgrader's extension, a released notebook, one
-exercise filled in, its cells run, nbgrader's Validate, and the same notebook graded by `course check`.
+exercise filled in, its cells run, nbgrader's Validate, and the same notebook graded by `course check`. And the
+instructor's: a small class graded, its class report (`course report`), and formgrader's Manual Grading page.
 
 Run by `make test-browser` (part of `make test`). Needs Debian's chromium (`make browser` installs it) and
 the pinned `playwright` package; Playwright's own browser download is never used. Screenshots go to
@@ -286,7 +287,7 @@ def score_written_answer(root: Path, student: str, score: float) -> None:
 def test_the_class_report_shows_its_histograms_and_ranked_mistakes(graded_class, browser):
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     page.goto((graded_class / "reports" / "_class" / "toy" / "index.html").as_uri())
-    expect(page.get_by_role("heading", name="Named mistakes, by how many students made them")).to_be_visible()
+    expect(page.get_by_role("heading", name="Named mistakes, by how many students' answers match them")).to_be_visible()
     first = page.locator("#mistakes-table tbody tr").first
     expect(first).to_contain_text("add multiplies a and b")
     expect(first).to_contain_text("bob")

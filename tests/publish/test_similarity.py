@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 import socket
 
 import pytest
@@ -69,6 +70,7 @@ def class_of(mini):
 
 def test_a_copy_with_renamed_variables_is_the_most_alike_pair(mini):
     class_of(mini)
+    submission(mini, "gus", {}).write_text("{ not json")  # not compared, and the page says why
     out = run_course("similarity", "toy", "submitted", cwd=mini.root)
     assert out.returncode == 0, out.stderr
     folder = mini.root / "reports" / "_class" / "toy" / "similarity"
@@ -85,7 +87,8 @@ def test_a_copy_with_renamed_variables_is_the_most_alike_pair(mini):
     assert sim[("eve", "fay")] == 0 and sim[("ann", "eve")] == 0 and sim[("dan", "fay")] == 0
     page = (folder / "index.html").read_text()
     assert "ann · ben" in page and "<mark>" in page
-    assert "eve, fay" in page  # listed as holding only the released stubs
+    assert "eve, fay" in page  # listed as holding nothing beyond the released stubs
+    assert re.search(r"gus: \S*adder.ipynb: not a readable notebook", page)
     assert "http://" not in page and "https://" not in page
 
 
