@@ -19,7 +19,7 @@ from course.grading import pipeline
 from course.grading.pipeline import default_workers
 from course.grading.submissions import discover
 from course.grading.submissions import shard as submissions_shard
-from course.publish import export, gradescope, nbgrader, outputs
+from course.publish import classreport, export, gradescope, nbgrader, outputs, similarity
 
 
 def _assignments(course: Course, name: str | None) -> list[Assignment]:
@@ -224,6 +224,20 @@ def cmd_extension(args: argparse.Namespace, course: Course) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, course: Course) -> int:
+    page = classreport.write(course, course.assignment(args.assignment), args.db)
+    print(f"class report written to {page} (and class.csv beside it)")
+    return 0
+
+
+def cmd_similarity(args: argparse.Namespace, course: Course) -> int:
+    assignment = course.assignment(args.assignment)
+    found = similarity.write(course, assignment, [Path(p) for p in args.submissions] or None)
+    print(similarity.summary(found))
+    print(f"similarity report written to {found.page} (and pairs.csv beside it)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, course: Course) -> int:
     """Release the assignment, make three example submissions, grade them."""
     assignment = course.assignment(args.assignment)
@@ -376,6 +390,38 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("hours", type=float)
     x.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
     x.set_defaults(func=cmd_extension)
+
+    rp = sub.add_parser(
+        "report",
+        help="the class report of a graded assignment: histograms, named mistakes, points lost, late work",
+        description="From the results `course grade` saved (autograded/) and nbgrader's gradebook, write "
+        "reports/_class/ASSIGNMENT/: index.html (per-exercise score histograms, the named mistakes ranked by how "
+        "many students' answers matched them, the exercises ranked by points lost, the notebooks that could not "
+        "be graded and why, the late submissions and their penalty) and class.csv (one row per student and "
+        "exercise). "
+        "Grades nothing.",
+    )
+    rp.add_argument("assignment")
+    rp.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    rp.set_defaults(func=cmd_report)
+
+    sm = sub.add_parser(
+        "similarity",
+        help="which students' solution code is most alike (copydetect), pair by pair",
+        description="Extract each student's solution cells, notebook by notebook, remove the released stubs "
+        "(copydetect's boilerplate), compare every pair with copydetect's fingerprints (variable names do not "
+        "matter), and write reports/_class/ASSIGNMENT/similarity/: index.html (the pairs, most alike first, the "
+        "shared code highlighted) and pairs.csv. A high similarity is a reason to look, not a finding.",
+    )
+    sm.add_argument("assignment")
+    sm.add_argument(
+        "submissions",
+        nargs="*",
+        metavar="SUBMISSION",
+        help="notebooks, <student>/<assignment>/ folders or a submitted/ tree (default: the notebooks that "
+        "the saved results were graded from)",
+    )
+    sm.set_defaults(func=cmd_similarity)
 
     d = sub.add_parser(
         "demo",

@@ -15,7 +15,8 @@ The directory is an nbgrader course directory with the course's own layers besid
     autograded/<S>/<A>/<NB>.result.json  the graded result, reused while nothing it depends on changes
     reports/<S>/<A>/<NB>.html            the report page a student reads
     reports/index.html                   every report page, by student (for the instructor)
-    reports/_class/<A>/                  the class report: index.html, its plots and CSV files
+    reports/_class/<A>/                  the class report: index.html, its plots and class.csv
+    reports/_class/<A>/similarity/       the similarity report: index.html and pairs.csv
     feedback/                            nbgrader's generate_feedback output
     gradebook.db                         nbgrader's gradebook (SQLite, unless a database URL is given)
 """

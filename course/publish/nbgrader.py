@@ -274,6 +274,7 @@ class AssignmentGrades:
     scores: dict[tuple[str, str], float | None]  # (notebook, exercise) -> score; None: written, not yet graded
     penalty: float  # nbgrader's late penalty, in points
     seconds_late: float
+    submitted_at: Any = None  # when nbgrader collected it (a datetime, UTC), None where nothing says
 
     @property
     def ungraded(self) -> int:
@@ -316,7 +317,10 @@ def class_grades(db_url: str, assignments: list[Assignment]) -> list[StudentGrad
                         waiting = ex.manual and grade.manual_score is None and grade.needs_manual_grade
                         scores[(nb.name, ex.id)] = None if waiting else float(grade.score or 0.0)
                 held[a.name] = AssignmentGrades(
-                    scores, float(submission.late_submission_penalty or 0.0), float(submission.total_seconds_late)
+                    scores,
+                    float(submission.late_submission_penalty or 0.0),
+                    float(submission.total_seconds_late),
+                    submission.timestamp,
                 )
             out.append(StudentGrades(student.id, student.first_name or "", student.last_name or "", held))
     return out

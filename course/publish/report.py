@@ -26,6 +26,9 @@ def _pts(x: float) -> str:
     return f"{x:g}" if x == int(x) else f"{x:.2f}"
 
 
+pts = _pts  # points as every page shows them
+
+
 def exercise_rows(result: NotebookResult) -> Iterator[tuple[Exercise, float | None, list[TestResult]]]:
     """(exercise, score or None for hand-graded, failed tests) for each exercise of the notebook."""
     for ex in result.notebook.exercises:
@@ -95,6 +98,11 @@ _env = jinja2.Environment(
 )
 _env.filters["pts"] = _pts
 _env.globals["wording"] = wording
+
+
+def render(template: str, **context: Any) -> str:
+    """One of the templates beside this module, with the pages' filters (`pts`) and `wording`."""
+    return _env.get_template(template).render(**context)
 
 
 def feedback_html(result: NotebookResult, course_title: str) -> str:

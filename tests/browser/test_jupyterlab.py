@@ -1,5 +1,6 @@
 """The student's seat, in a real browser: JupyterLab with nbgrader's extension, a released notebook, one
-exercise filled in, its cells run, nbgrader's Validate, and the same notebook graded by `course check`.
+exercise filled in, its cells run, nbgrader's Validate, and the same notebook graded by `course check`. And the
+instructor's: a small class graded, its class report (`course report`), and formgrader's Manual Grading page.
 
 Run by `make test-browser` (part of `make test`). Needs Debian's chromium (`make browser` installs it) and
 the pinned `playwright` package; Playwright's own browser download is never used. Screenshots go to
@@ -8,6 +9,7 @@ screenshots/ at the top of the repository (or $COURSE_SCREENSHOTS).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -45,41 +48,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """JupyterLab on 127.0.0.1, serving a student's copy of release/; yields (url, token, workspace)."""
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM}: Debian's chromium is needed (make browser installs it)"
-    home = tmp_path_factory.mktemp("student")
-    work = home / "work"
-    shutil.copytree(REPO / "release", work)
-    for name, value in SETTINGS.items():
-        (home / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
-        (home / "settings" / name).write_text(json.dumps(value))
+@contextlib.contextmanager
+def jupyter(command: str, root: Path, home: Path, env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """`jupyter lab` or `jupyter server` on 127.0.0.1, serving `root` from there; yields (url, token)."""
     port, token = free_port(), secrets.token_hex(16)
-    # settings, workspaces and runtime files of this student alone: a layout saved by an earlier JupyterLab in
-    # ~/.jupyter would otherwise reopen its notebooks beside ours
-    env = {
-        **os.environ,
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-        "JUPYTER_RUNTIME_DIR": str(home / "rt"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": "1",
-    }
     server = subprocess.Popen(
         [
             str(BIN / "jupyter"),
-            "lab",
+            command,
             "--no-browser",
             "--allow-root",
             "--ip=127.0.0.1",
             f"--port={port}",
             f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={work}",
+            f"--ServerApp.root_dir={root}",
         ],
+        cwd=root,  # formgrader reads the course's nbgrader_config.py from here
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(home / "lab.log", "w"),  # noqa: SIM115 - the lab writes to it for as long as it runs
+        stderr=open(home / f"{command}.log", "w"),  # noqa: SIM115 - the server writes to it for as long as it runs
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -90,23 +77,57 @@ def lab(tmp_path_factory):
                 urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
                 break
             except OSError:
-                assert server.poll() is None, f"JupyterLab exited: {(home / 'lab.log').read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
+                assert server.poll() is None, (
+                    f"jupyter {command} exited: {(home / f'{command}.log').read_text()[-2000:]}"
+                )
+                assert time.monotonic() < deadline, f"jupyter {command} did not answer within 90 s"
                 time.sleep(0.5)
-        yield url, token, work
+        yield url, token
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
-def page(lab):
+def lab(tmp_path_factory):
+    """JupyterLab on 127.0.0.1, serving a student's copy of release/; yields (url, token, workspace)."""
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM}: Debian's chromium is needed (make browser installs it)"
+    home = tmp_path_factory.mktemp("student")
+    work = home / "work"
+    shutil.copytree(REPO / "release", work)
+    for name, value in SETTINGS.items():
+        (home / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / "settings" / name).write_text(json.dumps(value))
+    # settings, workspaces and runtime files of this student alone: a layout saved by an earlier JupyterLab in
+    # ~/.jupyter would otherwise reopen its notebooks beside ours
+    env = {
+        **os.environ,
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTER_RUNTIME_DIR": str(home / "rt"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+    }
+    with jupyter("lab", work, home, env) as (url, token):
+        yield url, token, work
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM}: Debian's chromium is needed (make browser installs it)"
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
         )
-        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    yield page
+    page.close()
 
 
 def student_answer() -> str:
@@ -226,3 +247,88 @@ def test_every_released_notebook_renders_without_errors(lab, page, path):
     found = page.evaluate(UNTYPESET)
     shot(page, "opened", notebook=path.replace("/", "-").removesuffix(".ipynb"))
     assert not found, f"{path}: formulas that did not typeset, as the student sees them: {found[:5]}"
+
+
+# -- the instructor's seat: a small class graded, its class report, formgrader's queue ------------------------
+
+
+@pytest.fixture(scope="module")
+def graded_class(released_mini, tmp_path_factory):
+    """The two-exercise test course with two students graded by `course grade` (ada right, bob's add
+    multiplies), ada's written answer scored by hand, bob's still to grade, and `course report` run."""
+    from course import config
+    from helpers import GOOD_ADD, GOOD_SCALE, run_course, submission
+
+    root = tmp_path_factory.mktemp("instructor") / "mini"
+    shutil.copytree(released_mini, root)
+    shutil.copyfile(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    course = config.load(root)
+    submission(course, "ada", {"add-impl": GOOD_ADD, "scale-impl": GOOD_SCALE})
+    submission(course, "bob", {"add-impl": "def add(a, b):\n    return a * b", "scale-impl": GOOD_SCALE})
+    env = {k: v for k, v in os.environ.items() if k != "COURSE_ROOT"}
+    done = run_course("grade", "toy", "submitted", cwd=root, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    score_written_answer(root, "ada", 1)
+    done = run_course("report", "toy", cwd=root, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return root
+
+
+def score_written_answer(root: Path, student: str, score: float) -> None:
+    """As formgrader does when a grader types the score of a written answer: its manual score, out of the queue."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        grade = gb.find_grade("essay", "adder", "toy", student)
+        grade.manual_score, grade.needs_manual_grade = score, False
+        gb.db.commit()
+
+
+def test_the_class_report_shows_its_histograms_and_ranked_mistakes(graded_class, browser):
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto((graded_class / "reports" / "_class" / "toy" / "index.html").as_uri())
+    expect(page.get_by_role("heading", name="Named mistakes, by how many students' answers match them")).to_be_visible()
+    first = page.locator("#mistakes-table tbody tr").first
+    expect(first).to_contain_text("add multiplies a and b")
+    expect(first).to_contain_text("bob")
+    expect(page.locator("#lost-table tbody tr").first).to_contain_text("Add two numbers")
+    images = page.locator("#histograms img")
+    expect(images).to_have_count(3)  # add, scale, and the written answer ada's grader scored
+    images.last.scroll_into_view_if_needed()
+    page.wait_for_function("[...document.querySelectorAll('#histograms img')].every(i => i.complete)")
+    widths = page.eval_on_selector_all("#histograms img", "images => images.map(i => i.naturalWidth)")
+    assert len(widths) == 3 and all(w > 0 for w in widths), widths
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "class-report", notebook="toy", full_page=True)
+    page.close()
+
+
+def test_formgrader_lists_nothing_to_grade_by_hand_once_the_written_answers_are_scored(graded_class, browser):
+    """formgrader's Manual Grading page for the notebook, in the browser: bob's written answer waits for a
+    score while ada's, scored, does not; once bob's is scored too, no submission is flagged."""
+    home = graded_class.parent
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "rt"), "COURSE_ROOT": str(graded_class)}
+    with jupyter("server", graded_class, home, env) as (url, token):
+        # the token on every request: formgrader's page fetches its table from formgrader's API
+        context = browser.new_context(
+            viewport={"width": 1200, "height": 800}, extra_http_headers={"Authorization": f"token {token}"}
+        )
+        page = context.new_page()
+
+        def needs_manual_grade() -> dict[str, bool]:
+            page.goto(f"{url}/formgrader/gradebook/toy/adder")
+            rows = page.locator("#main-table tr")
+            expect(rows).to_have_count(2, timeout=60_000)
+            expect(rows.first.locator(".name")).not_to_be_empty()
+            return page.evaluate(
+                """() => Object.fromEntries([...document.querySelectorAll('#main-table tr')].map(row => [
+                    row.querySelector('.name a.name-shown').textContent,
+                    row.querySelector('.needs-manual-grade').dataset.search === 'needs manual grade']))"""
+            )
+
+        assert needs_manual_grade() == {"ada": False, "bob": True}
+        shot(page, "formgrader-bob-waits", notebook="toy")
+        score_written_answer(graded_class, "bob", 0)
+        assert needs_manual_grade() == {"ada": False, "bob": False}
+        shot(page, "formgrader-queue-empty", notebook="toy")
+        context.close()
