@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 LOCKS  := requirements/test.txt requirements/browser.txt
 CODE   := course tests bench datasets/coursedata
 
-.PHONY: setup sandbox database browser demo audit lint types test test-fast test-tooling test-notebooks test-browser gpu-check release lock clean
+.PHONY: setup sandbox database browser hub demo audit lint types test test-fast test-tooling test-notebooks test-browser gpu-check release lock clean
 
 setup: $(STAMP) sandbox
 
@@ -42,6 +42,19 @@ browser:
 	  else \
 	    echo "chromium is not installed: the browser test will fail until it is (apt-get install chromium)"; \
 	  fi; }
+
+# the JupyterHub test's proxy: configurable-http-proxy from npm into .hub/, every package pinned by the lock file
+# in requirements/hub-proxy/ (Node.js 20 or later; JupyterHub itself is in requirements/test.txt)
+HUB_PROXY := .hub/node_modules/.bin/configurable-http-proxy
+hub: $(HUB_PROXY)
+
+$(HUB_PROXY): requirements/hub-proxy/package.json requirements/hub-proxy/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  mkdir -p .hub && cp requirements/hub-proxy/package.json requirements/hub-proxy/package-lock.json .hub/ && \
+	  npm ci --prefix .hub --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "npm is not installed: the JupyterHub test will fail until it is (Node.js 20 or later, then make hub)"; \
+	fi
 
 # the exact pins of every set (requirements/*.txt); the course package itself is installed editable
 $(STAMP): $(LOCKS) pyproject.toml
@@ -81,7 +94,7 @@ test-fast: lint types
 	$(BIN)/pytest -q -m "not slow" tests --ignore=tests/browser
 
 # unit tests of the tooling, the hidden suites against reference / release / mistakes, release/ freshness
-test-tooling: setup database
+test-tooling: setup database hub
 	$(BIN)/pytest -q --durations=10 tests --ignore=tests/browser
 
 # the source notebooks, solutions included, run end to end

@@ -1,5 +1,6 @@
 """Helpers shared by the tooling tests."""
 
+import importlib.metadata
 import os
 import shlex
 import shutil
@@ -78,43 +79,73 @@ def instructor_account() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
+class ReadablePython:
+    """A place where a process that is not root can run this project's Python: as the unprivileged
+    instructor, as the students of a JupyterHub, or as root whose workers run as other users (a container's
+    grader). Root's home (mode 700) holds the venv's Python here, so each command runs in a mount namespace
+    of its own where the repository is bound at a reachable path (`repo`), and Debian's Python 3.11 runs a
+    venv (`venv`) whose site-packages are this venv's (the packages are the same; only the interpreter
+    differs; the venv's commands, `nbgrader`, `course`, `jupyter` and the others, are written anew for it).
+    `venv_binds` are more folders of that venv bound the same way: (source, path in the venv)."""
+
+    def __init__(self, venv_binds: tuple[tuple[Path, str], ...] = ()):
+        self.stage = Path(tempfile.mkdtemp(prefix="course-python-"))
+        self.stage.chmod(0o755)
+        self.repo, self.home, self.venv = self.stage / "repo", self.stage / "home", self.stage / "venv"
+        self.repo.mkdir()
+        self.home.mkdir()
+        subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(self.venv)], check=True)
+        self.python = self.venv / "bin" / "python"
+        for entry in importlib.metadata.entry_points(group="console_scripts"):
+            script = self.venv / "bin" / entry.name
+            if not script.exists():  # as pip writes them, for this venv's Python
+                name = entry.attr.split(".")[0]
+                script.write_text(f"#!{self.python}\nimport sys\nfrom {entry.module} import {name}\n\n"
+                                  f"if __name__ == '__main__':\n    sys.exit({entry.attr}())\n")  # fmt: skip
+                script.chmod(0o755)
+        site = Path(sys.prefix) / "lib" / "python3.11" / "site-packages"
+        self.binds = ((REPO, self.repo), (site, self.venv / "lib" / "python3.11" / "site-packages"))
+        self.binds += tuple((source, self.venv / inside) for source, inside in venv_binds)
+        for _, target in self.binds:
+            target.mkdir(parents=True, exist_ok=True)
+
+    def command(self, command: str, user: tuple[int, int] | None = None) -> list[str]:
+        """The argv that runs the shell `command` there, as root or as the user (uid, gid)."""
+        switch = f"setpriv --reuid={user[0]} --regid={user[1]} --clear-groups " if user else ""
+        binds = " && ".join(f"mount --bind {shlex.quote(str(s))} {shlex.quote(str(t))}" for s, t in self.binds)
+        script = f"{binds} && exec {switch}sh -c {shlex.quote(command)}"
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+    def environment(self, env: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment of a command there; in it, $COURSE_VENV is the venv and $COURSE_REPO the repository."""
+        return {
+            "PATH": f"{self.venv}/bin:/usr/bin:/bin",
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": f"{self.repo}:{self.repo}/datasets",  # the course package from the bound repository
+            "COURSE_VENV": str(self.venv),
+            "COURSE_REPO": str(self.repo),
+            **(env or {}),
+        }
+
+    def close(self) -> None:
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+
 def run_with_readable_python(
     command: str, cwd: Path, env: dict[str, str] | None = None, user: bool = True, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
-    """Run a shell `command` where a process that is not root can run this project's Python: as the
-    unprivileged instructor (`user`), or as root whose workers run as other users (a container's grader).
-    Root's home (mode 700) holds the venv's Python here, so the command runs in a mount namespace of its own
-    where the repository is bound at a reachable path, and Debian's Python 3.11 runs a venv whose
-    site-packages are this venv's (the packages are the same; only the interpreter differs). In the command,
-    $COURSE_VENV is that venv and $COURSE_REPO the repository."""
-    stage = Path(tempfile.mkdtemp(prefix="course-python-"))
-    stage.chmod(0o755)
-    repo, home, venv = stage / "repo", stage / "home", stage / "venv"
-    repo.mkdir()
-    home.mkdir()
-    subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = Path(sys.prefix) / "lib" / "python3.11" / "site-packages"
-    switch = ""
-    if user:
-        uid, gid = instructor_account()
-        os.chown(home, uid, gid)
-        switch = f"setpriv --reuid={uid} --regid={gid} --clear-groups "
-    binds = f"mount --bind {REPO} {repo} && mount --bind {site} {venv}/lib/python3.11/site-packages"
-    script = f"{binds} && exec {switch}sh -c {shlex.quote(command)}"
-    environment = {
-        "PATH": f"{venv}/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": f"{repo}:{repo}/datasets",  # the course package from the bound repository
-        "COURSE_VENV": str(venv),
-        "COURSE_REPO": str(repo),
-        **(env or {}),
-    }
+    """Run a shell `command` with `ReadablePython`: as the unprivileged instructor (`user`), or as root."""
+    readable = ReadablePython()
     try:
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], cwd=cwd,
-                              env=environment, capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        account = None
+        if user:
+            account = instructor_account()
+            os.chown(readable.home, *account)
+        return subprocess.run(readable.command(command, account), cwd=cwd, env=readable.environment(env),
+                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        readable.close()
 
 
 def run_as_instructor(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 900):

@@ -50,11 +50,16 @@ def publish(
     say(f"(inputs drawn with seed {seed}; grading again with the same seed gives the same result)")
 
 
+NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")  # what nbgrader submit and collect leave beside a notebook
+
+
 def place_for_formgrader(course: Course, results: list[NotebookResult]) -> None:
     """formgrader and `nbgrader generate_feedback` open autograded/<student>/<assignment>/<notebook>.ipynb:
     the submission, with the hidden tests' results written in after each exercise. A notebook that could not
     be graded (missing, unreadable, another assignment's) is there too: the released notebook, with the
-    reason at the top. nbgrader's timestamp.txt is copied beside them, as nbgrader's autograde does."""
+    reason at the top. nbgrader's own files of the submission are copied beside them, as nbgrader's autograde
+    does: timestamp.txt (when it was collected) and submission_secret.txt (`nbgrader release_feedback` names
+    each student's feedback after it, and stops without it)."""
     for r in results:
         if r.problem:
             nb = notebooks.read(course.paths(r.notebook).release)
@@ -65,6 +70,7 @@ def place_for_formgrader(course: Course, results: list[NotebookResult]) -> None:
         nb.cells = [c for c in nb.cells if "results" not in c.get("metadata", {}).get("course", {})]  # an earlier run
         dest = course.files.autograded_notebook(r.student, r.assignment, r.notebook.name)
         atomic_write(dest, nbformat.writes(report.annotate(nb, r)))
-        stamp = Path(r.path).parent / "timestamp.txt" if r.path else None
-        if stamp and stamp.is_file():
-            atomic_write(dest.parent / "timestamp.txt", stamp.read_bytes())
+        for name in NBGRADER_FILES:
+            kept = Path(r.path).parent / name if r.path else None
+            if kept and kept.is_file():
+                atomic_write(dest.parent / name, kept.read_bytes())

@@ -55,12 +55,23 @@ def test_csv_has_a_row_per_student_and_a_column_per_exercise(mini):
     ]
 
 
-def test_nbgrader_feedback_and_export_work_on_the_graded_course(mini):
-    """collect (submitted/<student>/<assignment>/) -> course grade -> nbgrader generate_feedback -> export."""
-    shutil.copyfile(REPO / "nbgrader_config.py", mini.root / "nbgrader_config.py")
+def test_nbgrader_feedback_and_export_work_on_the_graded_course(mini, tmp_path):
+    """collect (submitted/<student>/<assignment>/, with nbgrader submit's secret) -> course grade -> nbgrader
+    generate_feedback -> release_feedback -> export."""
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    settings = (REPO / "nbgrader_config.py").read_text() + f"c.Exchange.root = {str(exchange)!r}\n"
+    (mini.root / "nbgrader_config.py").write_text(settings)
+    secrets = {"ada": "a1" * 64, "bob": "b2" * 64}
+    for student, secret in secrets.items():
+        folder = mini.root / "submitted" / student / "toy"
+        folder.mkdir(parents=True)
+        (folder / "submission_secret.txt").write_text(secret)
+        (folder / "timestamp.txt").write_text("2025-01-10 11:50:00.000000 UTC")
     _graded_class(mini)
+    assert (mini.root / "autograded" / "bob" / "toy" / "submission_secret.txt").read_text() == secrets["bob"]
     env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
-    for args in (["generate_feedback", "toy"], ["export"]):
+    for args in (["generate_feedback", "toy"], ["release_feedback", "toy"], ["export"]):
         done = subprocess.run(
             [os.path.join(VENV_BIN, "nbgrader"), *args],
             cwd=mini.root,
@@ -74,6 +85,10 @@ def test_nbgrader_feedback_and_export_work_on_the_graded_course(mini):
     assert "Hidden tests" in page and "This looks like a known mistake: add multiplies a and b" in page
     for secret in ("assert_close", "def test_", "@probe", "rng.uniform"):  # nothing of the hidden suite
         assert secret not in page, secret
+    from nbgrader.utils import notebook_hash
+
+    released = {p.name for p in exchange.glob("*/feedback/*")}  # named as the students' fetch_feedback looks
+    assert released == {f"{notebook_hash(secret=s, notebook_id='adder')}.html" for s in secrets.values()}
     grades = {r["student_id"]: r for r in csv.DictReader((mini.root / "grades.csv").open())}
     assert float(grades["ada"]["score"]) == 3 and float(grades["bob"]["score"]) == 0
 
