@@ -124,14 +124,14 @@ def audit_notebook(
                     focus[label] = Focus(only=only)
         for null in nulls.submissions(source, nb) if with_nulls else []:
             label = f"null {null.label}"
-            callers = _callers(reference, null.functions[0]) if null.alone else None
-            if callers == frozenset():
+            callers = frozenset().union(*(_callers(reference, fn) for fn in null.functions))
+            if not callers:
                 audit.failures.append(f"no hidden test calls `{null.functions[0].qualname}`: nothing checks it")
                 continue
             files[label] = file = Path(tmp) / f"{len(files)}.ipynb"
             nbformat.write(catalog.apply(source, null.variants()), str(file))
             planned[label] = null
-            if callers is not None and not every_test:
+            if null.scope != "notebook" and not every_test:
                 focus[label] = Focus(only=callers)
         done = pipeline.grade_notebook(course, nb, files, seed, workers, focus=focus)
         results.update((r.student, r) for r in done)
@@ -141,8 +141,9 @@ def audit_notebook(
             row.not_run = _complete(row.result, reference, focus[row.label].only or frozenset())
     audit.rows = [r for r in rows if r.label not in planned]
     audit.nulls = [r for r in rows if r.label in planned]
+    stubbed = [fn for null in planned.values() if null.alone for fn in null.functions]
     for row in audit.nulls:
-        audit.failures += _null_failures(row, planned[row.label], reference)
+        audit.failures += _null_failures(row, planned[row.label], reference, stubbed)
 
     for row in audit.rows:
         r, v, lost = row.result, row.variant, _lost(row)
@@ -243,31 +244,44 @@ def _complete(result: NotebookResult, reference: NotebookResult, ran: frozenset[
     return skipped
 
 
+def _runs(entry: str, fn: nulls.Function) -> bool:
+    """A traced entry ("cell label:qualified name") is the function, or a function defined inside it."""
+    label, _, qualname = entry.rpartition(":")
+    inside = qualname == fn.qualname or qualname.startswith(f"{fn.qualname}.<locals>.")
+    return label.partition(", ")[2] == fn.cell and inside
+
+
 def _callers(reference: NotebookResult, fn: nulls.Function) -> frozenset[str]:
-    """The tests whose probes ran the function (or a function defined in it), on the traced reference."""
-
-    def of(entry: str) -> bool:
-        label, _, qualname = entry.rpartition(":")
-        return label.partition(", ")[2] == fn.cell and (
-            qualname == fn.qualname or qualname.startswith(f"{fn.qualname}.<locals>.")
-        )
-
-    return frozenset(t.name for t in reference.tests if any(of(e) for e in t.reached))
+    """The tests whose probes ran the function, on the traced reference."""
+    return frozenset(t.name for t in reference.tests if any(_runs(e, fn) for e in t.reached))
 
 
-def _null_failures(row: Row, null: nulls.Null, reference: NotebookResult) -> list[str]:
-    """What a null submission must lose: alone, every test that calls its function; all at once, every point."""
+def _null_failures(row: Row, null: nulls.Null, reference: NotebookResult, stubbed: list[nulls.Function]) -> list[str]:
+    """What a null submission must lose. Alone: points of its function's exercise, and every test that calls
+    that function and no other student function. Every function of an exercise: all of that exercise's
+    points. Every function of the notebook: every point."""
     r = row.result
     if r.problem:
-        row.failures = [f"null submission ({null.label}) could not be graded: {r.problem}"]
-    elif null.alone:
-        kept = sorted({t.name for t in r.tests if t.passed and t.name not in row.not_run})
+        return [f"null submission ({null.label}) could not be graded: {r.problem}"]
+    if null.alone:
+        fn = null.functions[0]
+        points = next(e.points for e in r.notebook.auto_exercises if e.id == fn.exercise)
+        if r.exercise_score(fn.exercise) >= points:
+            row.failures.append(f"{null.label}, and {fn.exercise} keeps full marks")
+        only = {
+            t.name
+            for t in reference.tests
+            if any(_runs(e, fn) for e in t.reached)
+            and not any(_runs(e, other) for e in t.reached for other in stubbed if other != fn)
+        }
+        kept = sorted({t.name for t in r.tests if t.passed and t.name in only})
         if kept:
-            row.failures = [f"{null.label}, and {', '.join(kept)} still pass: reachable by doing nothing"]
-    else:
-        for ex in (e.id for e in r.notebook.auto_exercises if r.exercise_score(e.id) > 0):
-            passing = sorted({t.name for t in r.tests if t.exercise == ex and t.passed})
-            row.failures.append(f"with {null.label}, {ex} keeps {r.exercise_score(ex):g} points ({', '.join(passing)})")
+            row.failures.append(f"{null.label}, and {', '.join(kept)} still pass: reachable by doing nothing")
+        return row.failures
+    exercises = [null.exercise] if null.scope == "exercise" else [e.id for e in r.notebook.auto_exercises]
+    for ex in (e for e in exercises if r.exercise_score(e) > 0):
+        passing = sorted({t.name for t in r.tests if t.exercise == ex and t.passed})
+        row.failures.append(f"with {null.label}, {ex} keeps {r.exercise_score(ex):g} points ({', '.join(passing)})")
     return row.failures
 
 
@@ -300,6 +314,7 @@ def matrix(audit: NotebookAudit) -> str:
             note = "  named" if row.named else ""
         elif row in audit.nulls:
             note = "  FAILS" if row.failures else ""
-            note += "  a mistake named" if row.result.diagnosis else ""
+            named = [says for names in row.result.diagnosis.values() for says in names]
+            note += f"  named: {'; '.join(named)[:80]}" if named else ""
         lines.append(f"{row.label:<{width}}{marks}{note}")
     return "\n".join(lines)

@@ -3,8 +3,10 @@
 Every function of a solution cell that holds a student part (the code between the solution markers) is
 nulled in each way that applies to it: it does nothing (`pass` where the solution goes), returns None,
 returns zeros of the reference's shapes, or returns its input unchanged; alone, and every function at once.
-A suite passes when every test that calls a function nulled alone fails, and when, with every function
-nulled at once, every exercise scores 0: no test's expected state can be reached by doing nothing.
+A suite passes when a function nulled alone costs its exercise points and fails every test that calls it
+and no other student function, when every function of an exercise nulled at once scores 0 on that
+exercise, and every function of the notebook nulled at once scores 0 on all of them: no test's expected
+state can be reached by doing nothing.
 """
 
 from __future__ import annotations
@@ -116,15 +118,21 @@ class Function:
 
 @dataclass(frozen=True)
 class Null:
-    """One null submission: the functions nulled and the solution cells rewritten."""
+    """One null submission: the functions nulled and the solution cells rewritten. Its scope is "alone" (one
+    function), "exercise" (every function of `exercise`) or "notebook" (every function)."""
 
     label: str
     functions: tuple[Function, ...]
     cells: dict[str, str]  # grade id -> the cell's nulled text
+    scope: str = "alone"
 
     @property
     def alone(self) -> bool:
-        return len(self.functions) == 1
+        return self.scope == "alone"
+
+    @property
+    def exercise(self) -> str:
+        return self.functions[0].exercise
 
     def variants(self) -> list[catalog.Variant]:
         return [catalog.Variant(f"null {self.label}", "", self.label, c, source=t) for c, t in self.cells.items()]
@@ -240,7 +248,8 @@ def nulled(text: str, chosen: list[tuple[Function, str]]) -> str:
 
 
 def submissions(source: NotebookNode, notebook: Notebook) -> list[Null]:
-    """Each function nulled alone in each way that applies to it, then all of them at once, way by way."""
+    """Each function nulled alone in each way that applies to it; then, way by way, every function of an
+    exercise that has several, and every function of the notebook."""
     exercises = cell_exercises(source, notebook)
     texts = {cid: c.source for cid, c in notebooks.solution_cells(source).items() if cid in exercises}
     found = {cid: functions(cid, exercises[cid], text) for cid, text in texts.items()}
@@ -249,13 +258,21 @@ def submissions(source: NotebookNode, notebook: Notebook) -> list[Null]:
         for fn in fns:
             for kind in fn.kinds():
                 out.append(Null(f"{fn.qualname} {KINDS[kind]}", (fn,), {cid: nulled(texts[cid], [(fn, kind)])}))
-    every = tuple(fn for fns in found.values() for fn in fns)
-    if every:
+
+    def every(chosen: list[Function], label: str, scope: str) -> None:
         for kind, says in KINDS.items():
             cells = {
-                cid: nulled(texts[cid], [(fn, kind if kind in fn.kinds() else "pass") for fn in fns])
+                cid: nulled(texts[cid], [(fn, kind if kind in fn.kinds() else "pass") for fn in fns if fn in chosen])
                 for cid, fns in found.items()
-                if fns
+                if any(fn in chosen for fn in fns)
             }
-            out.append(Null(f"every function {says}", every, cells))
+            out.append(Null(f"{label} {says}", tuple(chosen), cells, scope))
+
+    everything = [fn for fns in found.values() for fn in fns]
+    for exercise in dict.fromkeys(fn.exercise for fn in everything):
+        of_exercise = [fn for fn in everything if fn.exercise == exercise]
+        if len(of_exercise) > 1:
+            every(of_exercise, f"every function of {exercise}", "exercise")
+    if everything:
+        every(everything, "every function", "notebook")
     return out
