@@ -8,6 +8,7 @@ import copy
 import inspect
 import signal
 import threading
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,12 @@ from course.testing import Probe, differences
 
 @dataclass(frozen=True)
 class Raised:
-    """What a student's call raised, recorded in place of an answer: the exception's type and message."""
+    """What a student's call raised, recorded in place of an answer: the exception's type and message, and
+    the student function it came out of (None: raised outside the student's code, by the probe)."""
 
     kind: str | None
     message: str | None = None
+    function: str | None = None
 
 
 Answers = dict[tuple[str, str], tuple[Probe, dict[str, Any], Any]]  # call -> (probe, kwargs, answer or Raised)
@@ -50,6 +53,13 @@ def _time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _raised(exc: BaseException, mistaken: Runner) -> Raised:
+    """The exception of a mistaken reference, as a student's is recorded: the function is the innermost
+    frame of the mistaken reference's own code."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == getattr(mistaken, "filename", None)]
+    return Raised(type(exc).__name__, str(exc)[:2000], frames[-1].name if frames else None)
 
 
 class MistakeNamer:
@@ -88,13 +98,10 @@ class MistakeNamer:
                 with _time_limit(self.time_limit):
                     theirs = mistaken(probe, **kwargs)
             except Exception as exc:
-                # the same exception: its type and its message (a shape slip and a missing return both raise
-                # RuntimeError or TypeError; only the message tells them apart)
-                same = isinstance(answer, Raised) and (answer.kind, answer.message) == (
-                    type(exc).__name__,
-                    str(exc)[:2000],
-                )
-                if not same:
+                # the same exception: its type, its message and the function it came out of (a shape slip and a
+                # missing return both raise RuntimeError or TypeError; and an exception the probe raised on
+                # what came back says nothing about where the code went wrong)
+                if not (isinstance(answer, Raised) and answer.function and answer == _raised(exc, mistaken)):
                     return False
                 continue
             if isinstance(answer, Raised) or differences(answer, theirs, atol=1e-6, rtol=1e-4):
@@ -118,11 +125,21 @@ class MistakeNamer:
         return True
 
 
-def per_exercise(result: NotebookResult, says: dict[str, str]) -> dict[str, list[str]]:
+def per_exercise(result: NotebookResult, mistakes: list[Variant]) -> dict[str, list[str]]:
     """Per exercise, the cataloged mistakes that every failure matched by some mistake agrees on. (A
-    failure that no mistake matches, a timing test for one, does not veto the others.)"""
+    failure that no mistake matches, a timing test for one, does not veto the others.) No name is given
+    where the exercise builds on another that lost points too (a cataloged mistake of that one lists this
+    exercise under `also:`): the failures may come from there."""
+    says = {m.id: m.says for m in mistakes}
+    builds_on: dict[str, set[str]] = {}
+    for m in mistakes:
+        for later in m.also:
+            builds_on.setdefault(later, set()).add(m.exercise)
+    lost = {t.exercise for t in result.tests if not t.passed}
     out = {}
-    for ex in {t.exercise for t in result.tests if not t.passed}:
+    for ex in lost:
+        if builds_on.get(ex, set()) & (lost - {ex}):
+            continue
         matched = [set(t.mistakes) for t in result.tests if t.exercise == ex and not t.passed and t.mistakes]
         common = set.intersection(*matched) if matched else set()
         if common:

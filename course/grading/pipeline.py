@@ -248,7 +248,6 @@ def run_suite(
         return list(results.values())
 
     mistakes = catalog.load(notebook, paths.mistakes)
-    says = {m.id: m.says for m in mistakes}
 
     def scored(candidate: Candidate, tests: list[TestResult]) -> None:
         result = results[candidate.id]
@@ -256,7 +255,7 @@ def run_suite(
         result.load_errors = [e for e in candidate.load_errors if notebooks.is_solution_label(e["cell"])]
         result.tests = tests
         result.isolation, result.bound, result.memory_peak_mb = candidate.isolation, candidate.bound, candidate.peak_mb
-        result.diagnosis = diagnosis.per_exercise(result, says)
+        result.diagnosis = diagnosis.per_exercise(result, mistakes)
         finished(result)
 
     grading = course.grading

@@ -141,7 +141,7 @@ class GradingPlugin:
             try:
                 result = worker.call(key, source, probe.name, kwargs, limit, **trace)
             except StudentError as exc:
-                answers[call_key(probe, kwargs)] = (probe, kwargs, Raised(exc.kind, exc.detail))
+                answers[call_key(probe, kwargs)] = (probe, kwargs, Raised(exc.kind, exc.detail, exc.function))
                 raise
             finally:
                 if trace:

@@ -44,9 +44,9 @@ class References:
         name = "reference" if variant is None else f"mistake:{variant.id}"
         if name not in self._namespaces:
             text = self.reference_path.read_text()
-            filename = str(self.reference_path)
+            filename = _filename(self.reference_path, variant)
             if variant is not None:
-                text, filename = apply_to_reference(text, variant), f"<mistake {variant.id}>"
+                text = apply_to_reference(text, variant)
             ns: dict[str, Any] = {"__name__": "reference"}
             exec(compile_code(text, filename), ns)
             self._namespaces[name] = ns
@@ -62,6 +62,7 @@ class References:
         name = "reference" if variant is None else f"mistake:{variant.id}"
 
         def run(probe: Probe, timeout: float | None = None, **kwargs: Any) -> Any:
+            """(The runner's `filename` is that of the code it runs, as tracebacks show it.)"""
             cache_key = (name, key, call_key(probe, kwargs))
             if cache_key not in self._answers:
                 arrays: list[Any] = []
@@ -74,6 +75,7 @@ class References:
             plain, arrays = self._answers[cache_key]
             return from_plain(plain, [a.copy() for a in arrays])
 
+        run.filename = _filename(self.reference_path, variant)  # type: ignore[attr-defined]
         return run
 
     def seconds_of(self, probe: Probe, kwargs: dict[str, Any]) -> float:
@@ -93,3 +95,7 @@ class References:
             except Exception:
                 pass
         return self._seconds.get(cache_key)
+
+
+def _filename(reference_path: Path, variant: Variant | None) -> str:
+    return str(reference_path) if variant is None else f"<mistake {variant.id}>"

@@ -47,12 +47,14 @@ class Reach:
 
 class StudentError(AssertionError):
     """The submission raised, hung or crashed while a test was using it. `kind` names the exception the
-    student's code raised, when it raised one, and `detail` is that exception's own message."""
+    student's code raised, when it raised one, `detail` is that exception's own message and `function` the
+    student function it came out of (None when it was raised outside the student's code)."""
 
-    def __init__(self, message: str, kind: str | None = None, detail: str | None = None):
+    def __init__(self, message: str, kind: str | None = None, detail: str | None = None, function: str | None = None):
         super().__init__(message)
         self.kind = kind
         self.detail = detail
+        self.function = function
 
 
 def _place(where: dict[str, Any] | None) -> str:
@@ -353,8 +355,12 @@ class Worker:
             # a disabled function's refusal is the grader's, not an exception of the student's code: no
             # cataloged mistake raises it, so there is nothing to compare (and nothing worth running again)
             kind = None if kind == "DisabledFunction" else kind
-            detail = reply["error"].get("message")
+            detail, where = reply["error"].get("message"), reply["error"].get("where")
+            function = where.get("function") if isinstance(where, dict) else None
             raise StudentError(
-                explain(reply["error"], self.limits), kind=kind, detail=detail if isinstance(detail, str) else None
+                explain(reply["error"], self.limits),
+                kind=kind,
+                detail=detail if isinstance(detail, str) else None,
+                function=function if isinstance(function, str) else None,
             )
         return reply["result"]
