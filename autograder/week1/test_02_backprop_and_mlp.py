@@ -179,12 +179,13 @@ def evaluate_spy(nb, seed):
             return self.lin(x)
 
     g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     model = Spy()
     model.train()
     x, y = torch.randn(11, 5, generator=g), torch.randint(0, 3, (11,), generator=g)
-    nb.evaluate(model, x, y)
+    accuracy = nb.evaluate(model, x, y)
     return {"calls": len(model.seen), "grad_enabled": [s[0] for s in model.seen],
-            "training": [s[1] for s in model.seen]}
+            "training": [s[1] for s in model.seen], "accuracy": float(accuracy)}
 
 
 @probe
@@ -238,8 +239,11 @@ def train_history(nb, seed):
     model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
     history = nb.train(model, data, epochs=3, lr=3e-3, batch_size=32, seed=seed, progress=False)
     after = {name: float(nb.evaluate(model, data[f"x_{name}"], data[f"y_{name}"])) for name in ("val", "test", "train")}
+    with torch.no_grad():  # what the trained model has learned, measured here, whatever evaluate does
+        learned = float((model(data["x_val"]).argmax(1) == data["y_val"]).float().mean())
     return {"keys": sorted(history), "loss": [float(v) for v in history["loss"]],
-            "val_acc": [float(v) for v in history.get("val_acc", [])], "evaluate_after": after}
+            "val_acc": [float(v) for v in history.get("val_acc", [])], "evaluate_after": after,
+            "learned": learned}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -443,20 +447,25 @@ def test_evaluate_accuracy(student, reference, seed):
 
 
 @pytest.mark.exercise("evaluate_accuracy")
-def test_evaluate_uses_no_grad(student, seed):
-    """evaluate must run the model inside `with torch.no_grad():` so that no graph is built."""
+def test_evaluate_uses_no_grad(student, reference, seed):
+    """evaluate must run the model inside `with torch.no_grad():` so that no graph is built, and still return
+    the model's accuracy."""
     found = student(evaluate_spy, seed=seed)
     check(found["calls"] > 0, "evaluate never called the model")
     check(not any(found["grad_enabled"]), "evaluate ran the model with autograd on: wrap the forward pass in "
                                           "`with torch.no_grad():`")
+    expected = reference(evaluate_spy, seed=seed)
+    assert_close(found["accuracy"], expected["accuracy"], atol=1e-6, rtol=0, what="evaluate's accuracy")
 
 
 @pytest.mark.exercise("evaluate_accuracy")
-def test_evaluate_uses_eval_mode(student, seed):
-    """evaluate must call model.eval() before the forward pass (dropout and batch-norm behave differently in training mode)."""
+def test_evaluate_uses_eval_mode(student, reference, seed):
+    """evaluate must call model.eval() before the forward pass (dropout and batch-norm behave differently in training mode), and still return the model's accuracy."""
     found = student(evaluate_spy, seed=seed)
     check(found["calls"] > 0, "evaluate never called the model")
     check(not any(found["training"]), "evaluate ran the model in training mode: call model.eval() first")
+    expected = reference(evaluate_spy, seed=seed)
+    assert_close(found["accuracy"], expected["accuracy"], atol=1e-6, rtol=0, what="evaluate's accuracy")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -478,7 +487,9 @@ def test_train_epoch_steps(student, reference, seed):
 @pytest.mark.exercise("training_loop")
 def test_train_history(student, seed):
     """train returns {"loss": [...], "val_acc": [...]} with one entry per epoch; val_acc is evaluate(model,
-    data["x_val"], data["y_val"]) after each epoch: the validation data, never the test or the training data."""
+    data["x_val"], data["y_val"]) after each epoch: the validation data, never the test or the training data.
+    And the model learns: after 3 epochs it classifies at least half of the validation digits (the reference
+    reaches 84% to 96%)."""
     found = student(train_history, seed=seed, timeout=60)
     check({"loss", "val_acc"} <= set(found["keys"]), f"train's history has keys {found['keys']}, "
                                                       "expected 'loss' and 'val_acc'")
@@ -492,6 +503,8 @@ def test_train_history(student, seed):
         raise AssertionError(f"the last val_acc is {last:.6g}, but evaluate on data['x_val'], data['y_val'] gives "
                              f"{after['val']:.6g} for the trained model"
                              + (f" ({last:.6g} is its accuracy on the {on[0]} data)" if on else ""))
+    check(found["learned"] >= 0.5, f"after 3 epochs of train the model classifies {found['learned']:.1%} of the "
+                                   "validation digits, expected at least 50%: does train update the model?")
 
 
 @pytest.mark.exercise("training_loop")

@@ -33,17 +33,18 @@ def loss_case(nb, seed, fn, n, scale, dtype="float64", extreme=False):
 
 @probe
 def loss_types(nb, seed):
-    """Whether each loss is a 0-dim tensor and each dz has the shape [N] of the logits."""
+    """Whether each loss is a 0-dim tensor and each dz has the shape [N] of the logits; and their values."""
     import torch
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(6, generator=g, dtype=torch.float64)
     y = torch.randint(0, 2, (6,), generator=g).to(torch.float64)
-    out = {}
+    types, values = {}, {}
     for fn in ("sigmoid_mse", "sigmoid_bce"):
         loss, dz = getattr(nb, fn)(z.clone(), y.clone())
-        out[fn] = {"loss is a 0-dim tensor": bool(torch.is_tensor(loss) and loss.dim() == 0),
-                   "dz shape": list(torch.as_tensor(dz).shape)}
-    return out
+        types[fn] = {"loss is a 0-dim tensor": bool(torch.is_tensor(loss) and loss.dim() == 0),
+                     "dz shape": list(torch.as_tensor(dz).shape)}
+        values[fn] = {"loss": float(loss), "dz": torch.as_tensor(dz).to(torch.float64)}
+    return {"types": types, "values": values}
 
 
 @probe
@@ -164,10 +165,12 @@ def test_sigmoid_bce_large_logits(student, reference, seed):
 @pytest.mark.exercise("sigmoid_losses")
 def test_losses_return_a_0dim_tensor_and_dz_like_z(student, reference, seed):
     """Each loss is returned as a 0-dim tensor (a mean, not a Python float or a [1] tensor) and dz has the shape
-    [N] of the logits."""
+    [N] of the logits, holding the loss and its gradient."""
     found = student(loss_types, seed=seed)
     expected = reference(loss_types, seed=seed)
-    assert_close(found, expected, what="the types and shapes that sigmoid_mse and sigmoid_bce return")
+    assert_close(found["types"], expected["types"], what="the types and shapes that sigmoid_mse and sigmoid_bce return")
+    assert_close(found["values"], expected["values"], atol=1e-10, rtol=1e-8,
+                 what="the losses and gradients that sigmoid_mse and sigmoid_bce return")
 
 
 # -- gradient_descent -------------------------------------------------------------------------------------------
@@ -193,11 +196,14 @@ def test_gradient_descent_edges(student, reference, seed):
 
 
 @pytest.mark.exercise("gradient_descent")
-def test_gradient_descent_leaves_x0(student, seed):
-    """gradient_descent must not modify x0 (update a copy, not x0 in place)."""
+def test_gradient_descent_leaves_x0(student, reference, seed):
+    """gradient_descent must not modify x0 (update a copy, not x0 in place), and still return the trajectory."""
     found = student(descent_case, seed=seed, surface="quadratic", lr=0.3, steps=5)
     check(found["x0_unchanged"], "gradient_descent changed the tensor x0 it was given: start from x0.clone() and "
                                  "make a new tensor at every step")
+    expected = reference(descent_case, seed=seed, surface="quadratic", lr=0.3, steps=5)
+    assert_close(found["path"], expected["path"], atol=1e-12, rtol=1e-10,
+                 what="the trajectory on a quadratic surface (lr 0.3, 5 steps)")
 
 
 # -- sgd_momentum -----------------------------------------------------------------------------------------------

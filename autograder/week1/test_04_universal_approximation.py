@@ -122,9 +122,11 @@ def test_hinge_locations_zero_weight_is_nan(student, reference, seed):
 
 
 @pytest.mark.exercise("hinge_locations")
-def test_hinge_locations_is_detached(student, seed):
-    """hinge_locations returns a tensor [H] detached from the graph (read the weights through .detach() or under
-    torch.no_grad()), so that it can be plotted and compared."""
+def test_hinge_locations_is_detached(student, reference, seed):
+    """hinge_locations returns the hinges as a tensor [H] detached from the graph (read the weights through
+    .detach() or under torch.no_grad()), so that it can be plotted and compared."""
     found = student(hinges_case, seed=seed, h=4)
     check(found["shape"] == [4], f"hinge_locations of 4 units returned shape {found['shape']}, expected [4]")
     check(found["detached"], "hinge_locations returned a tensor that requires grad: detach the weights first")
+    expected = reference(hinges_case, seed=seed, h=4)
+    assert_close(found["hinges"], expected["hinges"], atol=1e-6, rtol=1e-6, what="hinge_locations of 4 units")

@@ -292,12 +292,13 @@ def test_conv2d_naive_matches_F_conv2d(student, reference, seed):
            seed=seed)
 
 @pytest.mark.exercise("conv_naive")
-def test_conv2d_naive_computes_the_sums_itself(student, seed):
+def test_conv2d_naive_computes_the_sums_itself(student, reference, seed):
     """conv2d_naive computes each window's sum itself, with tensor operations on the window: no F.conv2d and no F.unfold."""
     found = student(forbidden_calls, fn="conv2d_naive", seed=seed, **BASIC)
     check(not found["called"], f"conv2d_naive called {', '.join(found['called'])}: compute each output from its window "
                                "with Python loops over the positions and output channels")
     check(not found["error"], f"conv2d_naive failed: {found['error']}")
+    _agree(student, reference, conv_case, [BASIC], ["out"], "conv2d_naive", fn="conv2d_naive", seed=seed)
 
 
 @pytest.mark.exercise("conv_naive")
@@ -331,22 +332,24 @@ def test_conv2d_unfold_stride_padding_channels_bias(student, reference, seed):
 
 
 @pytest.mark.exercise("conv_vectorized")
-def test_conv2d_unfold_is_vectorized(student, seed):
-    """conv2d_unfold must not loop in Python over output positions: one F.unfold and one matrix product do all the work, and a loop over 4096 positions is a hundred times slower or more."""
+def test_conv2d_unfold_is_vectorized(student, reference, seed):
+    """conv2d_unfold must not loop in Python over output positions: one F.unfold and one matrix product do all the work, and a loop over 4096 positions is a hundred times slower or more (and the result is the convolution)."""
     found = student(unfold_speed, seed=seed)
     ratio = found["student"] / max(found["reference"], 1e-9)
     check(ratio <= 20, f"conv2d_unfold took {1e3 * found['student']:.2f} ms on x [1, 3, 64, 64] with 4 filters 3x3, "
                        f"{ratio:.0f} times the {1e3 * found['reference']:.2f} ms of one F.unfold and one matrix "
                        "product (at most 20 times allowed): remove the Python loops")
+    _agree(student, reference, conv_case, [BASIC], ["out"], "conv2d_unfold", fn="conv2d_unfold", seed=seed)
 
 
 @pytest.mark.exercise("conv_vectorized")
-def test_conv2d_unfold_uses_unfold_and_a_product(student, seed):
+def test_conv2d_unfold_uses_unfold_and_a_product(student, reference, seed):
     """conv2d_unfold does the work with F.unfold and a matrix product, not by calling F.conv2d."""
     found = student(forbidden_calls, fn="conv2d_unfold", seed=seed, **STRIDED[1])
     check(not found["called"], f"conv2d_unfold called {', '.join(found['called'])}: unfold the input and multiply it "
                                "by w.reshape(C_out, -1)")
     check(not found["error"], f"conv2d_unfold failed: {found['error']}")
+    _agree(student, reference, conv_case, [STRIDED[1]], ["out"], "conv2d_unfold", fn="conv2d_unfold", seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -392,12 +395,13 @@ def test_conv2d_backward_strides_and_batches(student, reference, seed):
            seed=seed)
 
 @pytest.mark.exercise("conv_backward")
-def test_conv2d_backward_by_hand(student, seed):
-    """conv2d_backward computes the gradients by hand, without autograd: it must work under torch.inference_mode(), where autograd records nothing."""
+def test_conv2d_backward_by_hand(student, reference, seed):
+    """conv2d_backward computes the gradients by hand, without autograd: it must work under torch.inference_mode(), where autograd records nothing, and give the gradients."""
     for cfg in (BASIC, STRIDED[1]):
         found = student(forbidden_calls, fn="conv2d_backward", seed=seed, **cfg)
         check(not found["error"], f"conv2d_backward failed under torch.inference_mode(), where autograd records "
                                   f"nothing ({found['error']}): compute the gradients without autograd")
+        _agree(student, reference, conv_backward_case, [cfg], ["dx", "dw", "db"], "conv2d_backward", seed=seed)
 
 
 @pytest.mark.exercise("conv_backward")

@@ -522,12 +522,15 @@ def design_interface(nb, seed):
     if not isinstance(first, nn.Module):
         return {"module": False, "type": type(first).__name__}
     first.eval()
-    shapes = []
+    shapes, outputs = [], []
     with torch.no_grad():
         for n in (1, 5):
-            shapes.append(list(first(torch.randn(n, 1, 16, 16)).shape))
+            logits = first(torch.randn(n, 1, 16, 16))
+            shapes.append(list(logits.shape))
+            outputs.append(logits)
+        varies = bool((outputs[1] - outputs[1][:1]).abs().max() > 0) if shapes[1] == [5, 10] else True
     return {"module": True, "type": type(first).__name__, "new_each_call": first is not second,
-            "params": sum(p.numel() for p in first.parameters()), "shapes": shapes}
+            "params": sum(p.numel() for p in first.parameters()), "shapes": shapes, "varies": varies}
 
 
 @probe
@@ -582,7 +585,7 @@ def design_run(nb, seed, max_params, cpu_budget):
 
 @pytest.mark.exercise("architecture")
 def test_design_interface(student, seed):
-    """build_model() returns a new nn.Module at each call (not one shared object), with at most 100,000 parameters, whose forward maps [N, 1, 16, 16] to logits [N, 10], for N = 1 too."""
+    """build_model() returns a new nn.Module at each call (not one shared object), with at most 100,000 parameters, whose forward maps [N, 1, 16, 16] to logits [N, 10], for N = 1 too, that depend on the image."""
     found = student(design_interface, seed=seed)
     check(found["module"], f"build_model() returned a {found['type']}, expected an nn.Module")
     check(found["new_each_call"], "build_model() returned the same object twice: return a new model at each call, "
@@ -591,6 +594,8 @@ def test_design_interface(student, seed):
                                             f"{DESIGN_PARAMS:,} allowed")
     check(found["shapes"] == [[1, 10], [5, 10]], f"the logits for batches [1, 1, 16, 16] and [5, 1, 16, 16] have the "
                                                  f"shapes {found['shapes']}, expected [[1, 10], [5, 10]]")
+    check(found["varies"], "build_model()'s fresh model gives the same logits for five different images: are its "
+                           "weights initialized (not zero) and is its output computed from the input?")
 
 
 @pytest.mark.exercise("architecture")
