@@ -27,10 +27,11 @@ def test_grade_cells_carry_the_points_of_course_yaml(name):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: f"{nb.assignment}/{nb.name}")
 def test_hidden_suite_passes_its_audit(nb):
     """The reference gets full marks, the untouched release 0, every cataloged mistake loses points in its
-    exercise (and only where it says), every correct alternative keeps every point, and the feedback names
-    at least 80% of the mistakes: `course audit`, through the real grading path."""
+    exercise (and only where it says), every correct alternative keeps every point, every null submission
+    loses what it must, and the feedback names at least 80% of the mistakes: `course audit --nulls`, through
+    the real grading path."""
     seed = pipeline.default_seed(COURSE, COURSE.assignment(nb.assignment))
-    result = audit.audit_notebook(COURSE, nb, seed, workers=2)
+    result = audit.audit_notebook(COURSE, nb, seed, workers=2, with_nulls=True)
     assert result.failures == [], audit.matrix(result) + "\n" + "\n".join(result.failures)
     wrong = result.of_kind(correct=False)
     assert sum(r.named for r in wrong) >= 0.8 * len(wrong), audit.matrix(result)

@@ -26,7 +26,7 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 KINDS = {
     "pass": "does nothing",
     "none": "returns None",
-    "zeros": "returns zeros of the reference's shapes",
+    "zeros": "returns zeros of the reference's shapes",  # computed on copies of its arguments
     "identity": "returns its input unchanged",
 }
 
@@ -72,6 +72,12 @@ class __course_null__:
 
         @functools.wraps(fn)
         def zeroed(*args, **kwargs):
+            import copy
+
+            try:  # the function runs on copies, to learn the result's shapes: its work reaches nobody
+                args, kwargs = copy.deepcopy((args, kwargs))
+            except Exception:
+                pass
             seen = []
             out = __course_null__._zero(fn(*args, **kwargs), seen)
             return out if seen else None
