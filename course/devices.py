@@ -12,7 +12,8 @@ marked CPU tensor; and, as on CUDA,
 - an unmarked tensor indexed with a marked index tensor raises (a marked tensor may be indexed with CPU
   indices, as on CUDA), and so does a GPU factory call given a CPU random generator;
 - `.numpy()` of a marked tensor raises; `.cpu()`, `.to("cpu")` give an unmarked copy, `.to(device)`,
-  `.cuda()` a marked one; `nn.Module.to(device)` marks the module's parameters and buffers.
+  `.cuda()` a marked one; `nn.Module.to(device)` and `nn.Module.to(x)` of a marked `x` mark the module's
+  parameters and buffers.
 
 It runs in the worker, next to the student's code, so it imports nothing but torch:
 
@@ -99,6 +100,25 @@ def _name(func: Callable[..., Any]) -> str:
 
 class FakeGPU(TorchFunctionMode):
     """Within `with FakeGPU() as gpu:`, tensors given to `gpu.put` behave as if they lived on cuda:0."""
+
+    def __enter__(self) -> FakeGPU:
+        # nn.Module.to(tensor) reads the tensor's device in C (torch._C._nn._parse_to), out of this mode's
+        # reach: while the mode is on, a marked tensor given there stands for cuda:0
+        self._parse_to = torch._C._nn._parse_to
+        parse = self._parse_to
+
+        def parse_to(*args: Any, **kwargs: Any) -> Any:
+            device, dtype, non_blocking, memory_format = parse(*args, **kwargs)
+            given = kwargs.get("tensor", args[0] if args else None)
+            return (GPU if on_gpu(given) else device), dtype, non_blocking, memory_format
+
+        torch._C._nn._parse_to = parse_to
+        super().__enter__()  # type: ignore[no-untyped-call]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)  # type: ignore[no-untyped-call]
+        torch._C._nn._parse_to = self._parse_to
 
     def put(self, x: Any) -> Any:
         """A copy of `x` on the GPU: a tensor (a copy, marked), an nn.Module (its parameters and buffers

@@ -77,6 +77,17 @@ def test_a_module_moved_to_the_device_trains_there():
         assert loss.item() == pytest.approx(loss.detach().cpu().item())
 
 
+def test_a_module_moved_to_a_gpu_tensor_lands_on_the_gpu():
+    with FakeGPU() as gpu:
+        x = gpu_input(gpu, 5, 3, dtype=torch.float64)
+        model = torch.nn.Linear(3, 2).to(x)
+        assert model.weight.device == GPU and model.weight.dtype == torch.float64
+        assert model(x).device == GPU
+        with torch.no_grad():
+            model.bias.copy_(x[0, :2])  # both on the GPU: no mismatch
+    assert not on_gpu(torch.nn.Linear(3, 2).to(x).weight), "outside the mode, .to(x) is the CPU again"
+
+
 def test_cpu_and_to_cpu_give_cpu_copies_and_numpy_works_after_them():
     with FakeGPU() as gpu:
         x = gpu_input(gpu, 2, 2)
