@@ -43,3 +43,9 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("import os\ndef f():\n    from course.grading import pipeline\n")
     assert imports(probe) == {"os", "course.grading"}
+
+
+def test_the_device_rules_import_only_torch_and_the_standard_library():
+    """Probes import course.devices in the worker, next to student code: it holds nothing of the grader's."""
+    outside = {m for m in imports(REPO / "course" / "devices.py") if m.split(".")[0] not in sys.stdlib_module_names}
+    assert {m.split(".")[0] for m in outside} <= {"torch"}, f"devices.py imports {sorted(outside)}"

@@ -3,6 +3,8 @@
 Inputs are built from `seed` in float64, with square shapes (where a missing keepdim or a transposed result
 still runs), batches of one, and non-contiguous inputs where the notebook says they may come.
 """
+import re
+
 import pytest
 
 from course.testing import assert_close, check, probe
@@ -178,3 +180,51 @@ def test_from_pixel_rows(student, reference, seed):
         expected = reference(from_pixel_rows_case, seed=seed, n=n, c=c, h=h, w=w)
         assert_close(found["images"], expected["images"], atol=0, rtol=0,
                      what=f"from_pixel_rows of rows [{n}, {h * w}, {c}] with H={h}, W={w}")
+
+
+# -- on a GPU -----------------------------------------------------------------------------------------------------
+@probe
+def indexing_on_gpu_case(nb, seed, n, c):
+    """pick and one_hot with their inputs on cuda:0 (course.devices.FakeGPU, CUDA's device rules on the CPU): for
+    each, the DeviceMismatch it met (None when it ran), the device of its result and the result itself."""
+    import torch
+
+    from course.devices import DeviceMismatch, FakeGPU
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(n, c, generator=g, dtype=torch.float64)
+    y = torch.randint(0, c, (n,), generator=g)
+
+    def attempt(fn, *args):
+        try:
+            out = fn(*args)
+        except DeviceMismatch as e:
+            return {"mismatch": str(e), "device": None, "out": None}
+        if not isinstance(out, torch.Tensor):
+            return {"mismatch": None, "device": f"not a tensor ({type(out).__name__})", "out": None}
+        return {"mismatch": None, "device": str(out.device), "out": out.detach().cpu().to(torch.float64)}
+
+    with FakeGPU() as gpu:
+        return {"pick": attempt(nb.pick, gpu.put(scores), gpu.put(y)),
+                "one_hot": attempt(nb.one_hot, gpu.put(y), c)}
+
+
+def check_on_gpu(found, fn, arg):
+    """The verdict on one function of a probe run on cuda:0: no tensor met the input on the CPU, the result is
+    on cuda:0."""
+    check(found["mismatch"] is None,
+          f"{fn} created a tensor on the CPU while its input is on cuda:0: pass device={arg}.device (or use "
+          f"torch.zeros_like / {arg}.new_zeros). On a GPU, PyTorch says: "
+          f"{re.split(r'! |[.] A tensor', str(found['mismatch']))[0]}")
+    check(found["device"] == "cuda:0",
+          f"{fn} returned its result on {found['device']} while its input is on cuda:0: keep it on the input's device")
+
+
+@pytest.mark.exercise("indexing")
+def test_indexing_on_a_gpu(student, reference, seed):
+    """pick and one_hot with their inputs on a GPU: a tensor made inside (torch.arange, torch.zeros) lives on the
+    CPU unless it is given device=y.device, and CUDA refuses to mix the two; the results stay on y's device."""
+    found = student(indexing_on_gpu_case, seed=seed, n=5, c=4)
+    expected = reference(indexing_on_gpu_case, seed=seed, n=5, c=4)
+    for fn, arg in [("pick", "y"), ("one_hot", "y")]:
+        check_on_gpu(found[fn], fn, arg)
+        assert_close(found[fn]["out"], expected[fn]["out"], atol=0, rtol=0, what=f"{fn} on cuda:0")
