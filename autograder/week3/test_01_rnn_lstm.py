@@ -582,7 +582,7 @@ def test_trace_reads_the_parameters_by_name(student, reference, seed):
 
 @pytest.mark.exercise("lstm_gates")
 def test_trace_shapes_and_no_graph(student, reference, seed):
-    """Each of the six entries is a tensor [N, T, H] (one row per sequence, one column per step), computed under torch.no_grad(), so none of them requires a gradient; x, h0 and c0 are left unchanged."""
+    """Each of the six entries is a tensor [N, T, H] (one row per sequence, one column per step) holding the step's gates and states, computed under torch.no_grad(), so none of them requires a gradient; x, h0 and c0 are left unchanged."""
     for cfg in TRACE_CASES:
         found, expected = _trace(student, reference, seed, cfg, True)
         for name in "ifgoch":
@@ -592,3 +592,5 @@ def test_trace_shapes_and_no_graph(student, reference, seed):
             check(not found[f"graph_{name}"], f"trace[{name!r}] requires a gradient: the record must be computed "
                                               "under torch.no_grad()")
         check(found["inputs_unchanged"], "lstm_trace changed x, h0 or c0 in place")
+        assert_close({k: found[k] for k in "ifgoch"}, {k: expected[k] for k in "ifgoch"}, **TOL,
+                     what=f"the six entries of the trace for {_cfg(cfg)}, with an initial state")

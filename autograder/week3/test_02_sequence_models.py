@@ -19,15 +19,17 @@ from probes import seeded_weights
 # ---------------------------------------------------------------------------------------------------------
 
 @probe
-def classifier_shapes(nb, hidden, classes, pool, n, t):
-    """Parameter count, state_dict shapes and output shape of LSTMClassifier(hidden, classes, pool) on [n, t]."""
+def classifier_shapes(nb, seed, hidden, classes, pool, n, t):
+    """Parameter count, state_dict shapes and output shape of LSTMClassifier(hidden, classes, pool) on [n, t];
+    then, apart, its logits in float64 with seeded weights on a batch [n, t]."""
     import torch
     torch.manual_seed(0)
     model = nb.LSTMClassifier(hidden, classes, pool)
     out = model(torch.randn(n, t))
-    return {"n_params": sum(p.numel() for p in model.parameters()),
-            "state_dict": {name: list(v.shape) for name, v in sorted(model.state_dict().items())},
-            "shape": list(out.shape)}
+    shapes = {"n_params": sum(p.numel() for p in model.parameters()),
+              "state_dict": {name: list(v.shape) for name, v in sorted(model.state_dict().items())},
+              "shape": list(out.shape)}
+    return {"shapes": shapes, "logits": classifier_forward(nb, seed, hidden, classes, pool, n, t)["logits"]}
 
 
 @probe
@@ -91,15 +93,17 @@ def toy_vocabulary(nb):
 @probe
 def bigram_case(nb, alphas):
     """bigram_counts of a few names over the toy vocabulary, and bigram_nll of other names (with pairs never
-    seen in the counts) for each alpha."""
+    seen in the counts) for each alpha (none: bigram_nll is not called)."""
     stoi = toy_vocabulary(nb)
     train = ["abc", "a", "cab", "eed", "dd", "bead", "ace"]
     val = ["ebb", "da", "c", "abcde"]
     counts = nb.bigram_counts(train, stoi)
-    return {"counts": counts.long(), "shape": list(counts.shape),
-            "nll": {str(a): float(nb.bigram_nll(counts, val, stoi, alpha=a)) for a in alphas},
-            "nll_train": float(nb.bigram_nll(counts, train, stoi, alpha=1.0)),
-            "is_float": isinstance(nb.bigram_nll(counts, val, stoi, alpha=1.0), float)}
+    out = {"counts": counts.long(), "shape": list(counts.shape)}
+    if alphas:
+        out.update(nll={str(a): float(nb.bigram_nll(counts, val, stoi, alpha=a)) for a in alphas},
+                   nll_train=float(nb.bigram_nll(counts, train, stoi, alpha=1.0)),
+                   is_float=isinstance(nb.bigram_nll(counts, val, stoi, alpha=1.0), float))
+    return out
 
 
 @probe
@@ -116,15 +120,22 @@ def encode_case(nb, names):
 
 
 @probe
-def charlstm_shapes(nb, vocab, embed, hidden, n, t):
-    """Parameter count, state_dict shapes, and the shapes of the logits and the state of CharLSTM on [n, t]."""
+def charlstm_shapes(nb, seed, vocab, embed, hidden, n, t):
+    """Parameter count, state_dict shapes, and the shapes of the logits and the state of CharLSTM on [n, t]; then,
+    apart, its logits and state in float64 with seeded weights on random tokens [n, t]."""
     import torch
     torch.manual_seed(0)
     model = nb.CharLSTM(vocab, embed, hidden)
     logits, (h, c) = model(torch.randint(0, vocab, (n, t)))
-    return {"n_params": sum(p.numel() for p in model.parameters()),
-            "state_dict": {name: list(v.shape) for name, v in sorted(model.state_dict().items())},
-            "logits": list(logits.shape), "h": list(h.shape), "c": list(c.shape)}
+    shapes = {"n_params": sum(p.numel() for p in model.parameters()),
+              "state_dict": {name: list(v.shape) for name, v in sorted(model.state_dict().items())},
+              "logits": list(logits.shape), "h": list(h.shape), "c": list(c.shape)}
+    model = model.double()
+    seeded_weights(nb, model, seed)
+    idx = torch.randint(0, vocab, (n, t), generator=torch.Generator().manual_seed(seed + 1))
+    with torch.no_grad():
+        logits, (h, c) = model(idx)
+    return {"shapes": shapes, "values": {"logits": logits, "h": h, "c": c}}
 
 
 @probe
@@ -263,7 +274,8 @@ def names_run(nb, seed):
         logits, _ = model(x_val)
         val_loss = F.cross_entropy(logits.reshape(-1, 27).double(), y_val.reshape(-1), ignore_index=-1).item()
     return {"val_loss": val_loss, "bigram": bigram, "cpu_seconds": cpu,
-            "history_loss": [float(v) for v in history.get("loss", [])]}
+            "history_loss": [float(v) for v in history.get("loss", [])],
+            "history_val_loss": [float(v) for v in history.get("val_loss", [])]}
 
 
 @probe
@@ -385,20 +397,27 @@ def accelerator_lm(nb, seed):
 @probe
 def accelerator_case(nb, seed):
     """sample() from accelerator_lm with a CPU generator (the error it raised, if any), and sample() from the same
-    stand-in on the CPU with a generator of the same seed."""
+    stand-in on the CPU with a generator of the same seed; the counts of the first tokens drawn on the "GPU" (the
+    end token when the name is empty) and the stand-in's own probabilities for them, softmax(logits), computed
+    here."""
     import torch
     model = accelerator_lm(nb, seed)
     itos = {0: ".", 1: "a", 2: "b", 3: "c", 4: "d", 5: "e", 6: "f"}
-    error, names = None, None
+    stoi = {c: i for i, c in itos.items()}
+    with torch.no_grad():
+        p_first = torch.softmax(model.inner(torch.zeros(1, 1, dtype=torch.int64))[0][0, -1], dim=0)
+    error, names, first = None, None, None
     try:
-        names = nb.sample(model, itos, num_samples=100, temperature=1.0, max_len=5,
+        names = nb.sample(model, itos, num_samples=2000, temperature=1.0, max_len=5,
                           generator=torch.Generator().manual_seed(seed))
         names = list(names)
+        first = torch.bincount(torch.tensor([stoi[name[0]] if name else 0 for name in names], dtype=torch.int64),
+                               minlength=7).tolist()
     except Exception as e:  # what a GPU would raise
         error = f"{type(e).__name__}: {e}"
-    on_cpu = nb.sample(model.inner, itos, num_samples=100, temperature=1.0, max_len=5,
+    on_cpu = nb.sample(model.inner, itos, num_samples=2000, temperature=1.0, max_len=5,
                        generator=torch.Generator().manual_seed(seed))
-    return {"error": error, "names": names, "on_cpu": list(on_cpu)}
+    return {"error": error, "names": names, "on_cpu": list(on_cpu), "first": first, "p_first": p_first}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -416,16 +435,18 @@ def check_classifier(student, reference, seed, hidden, classes, pool, n, t):
 
 
 @pytest.mark.exercise("sequence_classifier")
-def test_classifier_parameters_and_shapes(student, reference):
-    """LSTMClassifier(hidden_size, num_classes, pool) holds lstm = nn.LSTM(1, hidden_size, batch_first=True) and fc = nn.Linear(hidden_size, num_classes), and turns x [N, T] into logits [N, num_classes] with either pool."""
+def test_classifier_parameters_and_shapes(student, reference, seed):
+    """LSTMClassifier(hidden_size, num_classes, pool) holds lstm = nn.LSTM(1, hidden_size, batch_first=True) and fc = nn.Linear(hidden_size, num_classes), and turns x [N, T] into logits [N, num_classes] with either pool: with the same weights, the reference's logits."""
     for hidden, classes, pool, n, t in [(64, 10, "last", 5, 40), (64, 10, "max", 1, 40), (7, 3, "last", 2, 11),
                                         (16, 5, "max", 3, 8), (9, 4, "last", 1, 1)]:
-        found = student(classifier_shapes, hidden=hidden, classes=classes, pool=pool, n=n, t=t)
-        expected = reference(classifier_shapes, hidden=hidden, classes=classes, pool=pool, n=n, t=t)
+        found = student(classifier_shapes, seed=seed, hidden=hidden, classes=classes, pool=pool, n=n, t=t)
+        expected = reference(classifier_shapes, seed=seed, hidden=hidden, classes=classes, pool=pool, n=n, t=t)
         model = f"LSTMClassifier({hidden}, {classes}, {pool!r})"
-        assert_close(found["state_dict"], expected["state_dict"], atol=0, rtol=0,
+        assert_close(found["shapes"]["state_dict"], expected["shapes"]["state_dict"], atol=0, rtol=0,
                      what=f"{model}'s state_dict (names and shapes of its tensors)")
-        assert_close(found, expected, atol=0, rtol=0, what=f"{model} on a batch [{n}, {t}]")
+        assert_close(found["shapes"], expected["shapes"], atol=0, rtol=0, what=f"{model} on a batch [{n}, {t}]")
+        assert_close(found["logits"], expected["logits"], atol=1e-10, rtol=1e-8,
+                     what=f"{model}'s logits for a batch [{n}, {t}] with the reference's weights")
 
 
 @pytest.mark.exercise("sequence_classifier")
@@ -459,8 +480,8 @@ def test_classifier_trains_on_mnist1d(student, seed):
 @pytest.mark.exercise("bigram_baseline")
 def test_bigram_counts(student, reference):
     """bigram_counts reads each name as '.' + name + '.' and counts N[current, next]: a [V, V] table of integers, the start and the end of every name included."""
-    found = student(bigram_case, alphas=[1.0])
-    expected = reference(bigram_case, alphas=[1.0])
+    found = student(bigram_case, alphas=[])
+    expected = reference(bigram_case, alphas=[])
     check(found["shape"] == expected["shape"],
           f"the counts have shape {found['shape']}, expected {expected['shape']} ([V, V])")
     assert_close(found["counts"], expected["counts"], atol=0, rtol=0,
@@ -499,15 +520,17 @@ def test_encode_names(student, reference):
 
 
 @pytest.mark.exercise("char_model")
-def test_charlstm_parameters_and_shapes(student, reference):
-    """CharLSTM(vocab_size, embed_size, hidden_size) holds emb = nn.Embedding(V, E), lstm = nn.LSTM(E, H, batch_first=True) and fc = nn.Linear(H, V); idx [N, T] gives logits [N, T, V] and a state (h, c), each [1, N, H]."""
+def test_charlstm_parameters_and_shapes(student, reference, seed):
+    """CharLSTM(vocab_size, embed_size, hidden_size) holds emb = nn.Embedding(V, E), lstm = nn.LSTM(E, H, batch_first=True) and fc = nn.Linear(H, V); idx [N, T] gives logits [N, T, V] and a state (h, c), each [1, N, H]: with the same weights, the reference's."""
     for vocab, embed, hidden, n, t in [(27, 16, 128, 4, 9), (27, 16, 64, 1, 12), (7, 3, 5, 3, 1), (11, 4, 6, 2, 5)]:
-        found = student(charlstm_shapes, vocab=vocab, embed=embed, hidden=hidden, n=n, t=t)
-        expected = reference(charlstm_shapes, vocab=vocab, embed=embed, hidden=hidden, n=n, t=t)
+        found = student(charlstm_shapes, seed=seed, vocab=vocab, embed=embed, hidden=hidden, n=n, t=t)
+        expected = reference(charlstm_shapes, seed=seed, vocab=vocab, embed=embed, hidden=hidden, n=n, t=t)
         model = f"CharLSTM({vocab}, {embed}, {hidden})"
-        assert_close(found["state_dict"], expected["state_dict"], atol=0, rtol=0,
+        assert_close(found["shapes"]["state_dict"], expected["shapes"]["state_dict"], atol=0, rtol=0,
                      what=f"{model}'s state_dict (names and shapes of its tensors)")
-        assert_close(found, expected, atol=0, rtol=0, what=f"{model} on tokens [{n}, {t}]")
+        assert_close(found["shapes"], expected["shapes"], atol=0, rtol=0, what=f"{model} on tokens [{n}, {t}]")
+        assert_close(found["values"], expected["values"], atol=1e-10, rtol=1e-8,
+                     what=f"{model}'s logits and state for tokens [{n}, {t}] with the reference's weights")
 
 
 @pytest.mark.exercise("char_model")
@@ -572,7 +595,7 @@ def test_train_replays_reference_steps(student, reference, seed):
 
 @pytest.mark.exercise("char_training")
 def test_char_model_beats_the_bigram(student, seed):
-    """CharLSTM(27, 16, 64) trained by train_char_model for 5 epochs (lr 1e-2, batches of 64, clip 1) must reach a validation loss at least 0.2 nats below an add-one bigram model's on held-out census names, within 30 s of CPU (the reference: about 0.35 nats below, in about 1 s)."""
+    """CharLSTM(27, 16, 64) trained by train_char_model for 5 epochs (lr 1e-2, batches of 64, clip 1) must reach a validation loss at least 0.2 nats below an add-one bigram model's on held-out census names, within 30 s of CPU (the reference: about 0.35 nats below, in about 1 s); the history's last "val_loss" is that validation loss, evaluate_lm of the trained model."""
     found = student(names_run, seed=seed, timeout=120)
     check(len(found["history_loss"]) == 5, f"train_char_model returned {len(found['history_loss'])} epoch losses "
                                            "for 5 epochs")
@@ -580,6 +603,11 @@ def test_char_model_beats_the_bigram(student, seed):
                                       "allowed (the reference needs about 1 s)")
     check(math.isfinite(found["val_loss"]), f"the validation loss is {found['val_loss']}")
     margin = found["bigram"] - found["val_loss"]
+    check(len(found["history_val_loss"]) == 5, f"train_char_model returned {len(found['history_val_loss'])} "
+                                               "validation losses for 5 epochs")
+    assert_close(found["history_val_loss"][-1], found["val_loss"], atol=1e-4, rtol=1e-4,
+                 what="history['val_loss'][-1], next to the validation loss of the trained model measured by the "
+                      "grader")
     check(margin >= 0.2, f"validation loss {found['val_loss']:.4f} nats per token after training, the bigram's "
                          f"{found['bigram']:.4f}: {margin:.3f} nats better, expected at least 0.2")
 
@@ -644,7 +672,7 @@ def test_sampling_is_reproducible_with_a_generator(student, seed):
 
 @pytest.mark.exercise("sampling")
 def test_sampling_from_a_model_on_a_gpu(student, seed):
-    """On a GPU the model's probabilities are on the GPU and the generator on the CPU: move the probabilities to the CPU (probs.cpu()) before torch.multinomial(..., generator=generator), then the drawn tokens back to the model's device; the names must be those that the same model gives on the CPU."""
+    """On a GPU the model's probabilities are on the GPU and the generator on the CPU: move the probabilities to the CPU (probs.cpu()) before torch.multinomial(..., generator=generator), then the drawn tokens back to the model's device; the names must be those that the same model gives on the CPU, drawn from its softmax."""
     found = student(accelerator_case, seed=seed)
     check(found["error"] is None, f"sample() raised {found['error']!r} for a model whose probabilities are on a GPU, "
                                   "with a CPU generator: draw with torch.multinomial(probs.cpu(), 1, "
@@ -652,3 +680,4 @@ def test_sampling_from_a_model_on_a_gpu(student, seed):
     check(found["names"] == found["on_cpu"], "sample() gave other names for a model on a GPU than for the same model "
                                              "on the CPU with a generator of the same seed: every draw should come "
                                              "from the generator, on the CPU")
+    within_sampling_error(found["first"], found["p_first"], "the first token drawn from a model on a GPU")

@@ -121,11 +121,12 @@ def test_block_sequential_steps(student, reference):
 
 @pytest.mark.exercise("cost_model")
 def test_costs_are_python_ints(student, reference):
-    """Both functions return Python ints (not floats, which lose digits beyond 2^53, nor tensors): multiply integers, and divide d by n_head with //."""
+    """Both functions return their counts as Python ints (not floats, which lose digits beyond 2^53, nor tensors): multiply integers, and divide d by n_head with //."""
     for kind, cases in (("lstm", LSTM_CASES), ("block", BLOCK_CASES)):
         found, expected = _costs(student, reference, kind, cases)
         name = "lstm_cost" if kind == "lstm" else "block_cost"
-        for cfg, f in zip(cases, found):
+        for cfg, f, e in zip(cases, found, expected):
             for key in ("flops", "sequential"):
                 check(f[f"{key}_type"] == "int", f"{name}({_cfg(cfg)})['{key}'] is a {f[f'{key}_type']}, "
                                                  "expected a Python int")
+                _exact(f[key], e[key], f"{name}({_cfg(cfg)})['{key}']")

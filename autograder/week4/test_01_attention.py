@@ -167,7 +167,8 @@ def head_case(nb, seed, n_embd, head_size, n, T):
 @probe
 def causality_case(nb, seed, kind, n_embd, size, T):
     """For each position t, change the input at t (for a Head(n_embd, size), or a MultiHeadAttention(n_embd, size)
-    with a lower-triangular mask built here) and measure how much the outputs before t and at t moved."""
+    with a lower-triangular mask built here) and measure how much the outputs before t and at t moved; the outputs
+    for the unchanged input too."""
     import torch
     if kind == "head":
         model = nb.Head(n_embd, size).double()
@@ -189,7 +190,7 @@ def causality_case(nb, seed, kind, n_embd, size, T):
             at.append(change[t].item())
     return {"finite": bool(torch.isfinite(base).all()),
             "nan_rows": torch.isnan(base).any(dim=(0, 2)).nonzero().flatten().tolist(),
-            "before": before, "at": at}
+            "before": before, "at": at, "out": base}
 
 
 @probe
@@ -225,9 +226,10 @@ def device_mixing():
 
 
 @probe
-def head_on_meta(nb):
+def head_on_meta(nb, seed):
     """causal_mask(3, device="meta")'s device, and a Head(12, 4) run on PyTorch's "meta" device (as on a GPU):
-    the device of its output and the torch functions that met tensors of two devices."""
+    the device of its output and the torch functions that met tensors of two devices. Then, on the CPU,
+    causal_mask(5, device="cpu") as 0.0 / 1.0 and the output of a float64 Head(12, 4) given seeded weights."""
     import torch
     try:
         mask_device = str(nb.causal_mask(3, device="meta").device)
@@ -240,7 +242,13 @@ def head_on_meta(nb):
             out = str(head(torch.zeros(2, 5, 12, device="meta")).device)
     except RuntimeError as error:                       # two devices in one operation: recorded by the mode
         out = f"nothing ({error})"
-    return {"mask": mask_device, "out": out, "mixed": mode.mixed}
+    on_cpu = nb.Head(12, 4).double()
+    seed_parameters(on_cpu, seed)
+    with torch.no_grad():
+        values = on_cpu(gaussians(seed + 1, [[2, 5, 12]])[0])
+    return {"mask": mask_device, "out": out, "mixed": mode.mixed,
+            "mask_on_cpu": torch.as_tensor(nb.causal_mask(5, device="cpu")).to(torch.float64),
+            "out_on_cpu": torch.as_tensor(values).to(torch.float64)}
 
 
 @probe
@@ -343,7 +351,7 @@ def cross_case(nb, seed, n_embd, n_head, n, lq, lk, mask_kind="none", bias=True)
 @probe
 def cross_dependence(nb, seed, n_embd, n_head, lq, lk):
     """How much each output of a seeded CrossAttention moves when one decoder position i changes ([lq, lq]: row i,
-    column p), and when one encoder position changes ([lk, lq])."""
+    column p), and when one encoder position changes ([lk, lq]); the outputs for the unchanged inputs too."""
     import torch
     model = nb.CrossAttention(n_embd, n_head).double()
     seed_parameters(model, seed)
@@ -359,7 +367,7 @@ def cross_dependence(nb, seed, n_embd, n_head, lq, lk):
             moved = memory.clone()
             moved[:, j] += gaussians(seed + 50 + j, [[n_embd]])[0]
             by_key.append((model(x, moved) - base).abs().amax(dim=(0, 2)).tolist())
-    return {"shape": list(base.shape), "by_query": by_query, "by_key": by_key}
+    return {"shape": list(base.shape), "by_query": by_query, "by_key": by_key, "out": base}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -514,8 +522,8 @@ def test_head_forward(student, reference, seed):
 
 
 @pytest.mark.exercise("causal_head")
-def test_head_is_causal(student, seed):
-    """Changing the input at position t must leave every output before t unchanged (no peeking at the future) and change the output at t (a position sees itself)."""
+def test_head_is_causal(student, reference, seed):
+    """Changing the input at position t must leave every output before t unchanged (no peeking at the future) and change the output at t (a position sees itself); the outputs are the causal attention of the head's projections."""
     found = student(causality_case, seed=seed, kind="head", n_embd=12, size=5, T=7)
     check(found["finite"], f"the head's output is nan at positions {found['nan_rows']}: every position must be allowed "
                            "to attend to at least itself (keep the diagonal of the mask)")
@@ -523,6 +531,9 @@ def test_head_is_causal(student, seed):
         check(before <= 1e-12, f"changing the token at position {t} changed the outputs before it (by up to "
                                f"{before:.3g}): an earlier position attends to a later one")
         check(at > 1e-9, f"changing the token at position {t} left the output at {t} unchanged")
+    expected = reference(causality_case, seed=seed, kind="head", n_embd=12, size=5, T=7)
+    assert_close(found["out"], expected["out"], atol=1e-10, rtol=1e-10,
+                 what="Head(12, 5) on x [2, 7, 12], with the reference's weights")
 
 
 @pytest.mark.exercise("causal_head")
@@ -536,14 +547,19 @@ def test_head_gradients(student, reference, seed):
 
 
 @pytest.mark.exercise("causal_head")
-def test_causal_mask_and_head_on_the_device_of_their_input(student):
-    """causal_mask(T, device) creates its mask on `device`, and Head builds its mask on the device of x (causal_mask(T, x.device)): tested on PyTorch's "meta" device, as on a GPU."""
-    found = student(head_on_meta)
+def test_causal_mask_and_head_on_the_device_of_their_input(student, reference, seed):
+    """causal_mask(T, device) creates its mask on `device`, and Head builds its mask on the device of x (causal_mask(T, x.device)): tested on PyTorch's "meta" device, as on a GPU; on the CPU the mask and the head's output are the reference's."""
+    found = student(head_on_meta, seed=seed)
     check(found["mask"] == "meta", f"causal_mask(3, device='meta') returned a mask on {found['mask']}: create it "
                                    "with device=device")
     check(not found["mixed"], f"on another device than the CPU, the head combined its tensors with a mask on the CPU "
                               f"({'; '.join(found['mixed'][:3])}): build the mask on x.device")
     check(found["out"] == "meta", f"Head on x on the meta device returned its output on {found['out']}")
+    expected = reference(head_on_meta, seed=seed)
+    assert_close(found["mask_on_cpu"], expected["mask_on_cpu"], atol=0, rtol=0,
+                 what="causal_mask(5, device='cpu') (1: True, 0: False)")
+    assert_close(found["out_on_cpu"], expected["out_on_cpu"], atol=1e-10, rtol=1e-10,
+                 what="Head(12, 4) on x [2, 5, 12] on the CPU, with the reference's weights")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -590,13 +606,16 @@ def test_multi_head_mask_matches_nn_multihead(student, reference, seed):
 
 
 @pytest.mark.exercise("multi_head")
-def test_multi_head_is_causal_with_causal_mask(student, seed):
-    """With a lower-triangular mask, changing the input at position t leaves the outputs before t unchanged, in every head."""
+def test_multi_head_is_causal_with_causal_mask(student, reference, seed):
+    """With a lower-triangular mask, changing the input at position t leaves the outputs before t unchanged, in every head; the outputs are those of the heads' masked attention, merged and projected."""
     found = student(causality_case, seed=seed, kind="multi_head", n_embd=12, size=4, T=6)
     check(found["finite"], f"MultiHeadAttention's output is nan at positions {found['nan_rows']}")
     for t, before in enumerate(found["before"]):
         check(before <= 1e-12, f"with a causal mask, changing the input at position {t} changed the outputs before "
                                f"it (by up to {before:.3g}): is the mask applied to every head?")
+    expected = reference(causality_case, seed=seed, kind="multi_head", n_embd=12, size=4, T=6)
+    assert_close(found["out"], expected["out"], atol=1e-10, rtol=1e-10,
+                 what="MultiHeadAttention(12, 4) with a causal mask on x [2, 6, 12], with the reference's weights")
 
 
 @pytest.mark.exercise("multi_head")
@@ -650,8 +669,8 @@ def test_cross_attention_mask(student, reference, seed):
 
 
 @pytest.mark.exercise("cross_attention")
-def test_cross_attention_reads_the_encoder(student, seed):
-    """Each output of cross-attention depends on its own query x[:, i] and on the whole memory, never on other decoder positions: keys and values come from memory (the encoder), not from x."""
+def test_cross_attention_reads_the_encoder(student, reference, seed):
+    """Each output of cross-attention depends on its own query x[:, i] and on the whole memory, never on other decoder positions: keys and values come from memory (the encoder), not from x; the outputs are the attention of x's queries over memory."""
     found = student(cross_dependence, seed=seed, n_embd=12, n_head=4, lq=4, lk=6)
     check(found["shape"] == [1, 4, 12], f"CrossAttention on x [1, 4, 12] and memory [1, 6, 12] returned "
                                         f"{found['shape']}, expected [1, 4, 12]: one output per query (decoder position)")
@@ -664,6 +683,9 @@ def test_cross_attention_reads_the_encoder(student, seed):
     for j, row in enumerate(found["by_key"]):
         check(min(row) > 1e-9, f"changing the encoder output at position {j} left some outputs unchanged: every query "
                                "attends to all of memory")
+    expected = reference(cross_dependence, seed=seed, n_embd=12, n_head=4, lq=4, lk=6)
+    assert_close(found["out"], expected["out"], atol=1e-10, rtol=1e-10,
+                 what="CrossAttention(12, 4) on x [1, 4, 12] and memory [1, 6, 12], with the reference's weights")
 
 
 @pytest.mark.exercise("cross_attention")

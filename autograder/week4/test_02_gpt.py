@@ -488,13 +488,17 @@ def test_block_matches_direct_composition(student, reference, seed):
 
 @pytest.mark.exercise("block")
 def test_block_parameter_count(student, reference):
-    """A block holds ln_1 and ln_2 (a weight and a bias each), the given attention and the MLP (c_fc: C -> 4C and c_proj: 4C -> C, both with biases), and nothing else."""
+    """A block holds ln_1 and ln_2 (a weight and a bias each), the given attention and the MLP (c_fc: C -> 4C and c_proj: 4C -> C, both with biases), and nothing else; with these weights it computes the pre-norm block."""
     for cfg, shape in BLOCK_CONFIGS:
         found = student(block_case, seed=0, cfg=cfg, x_shape=shape)
         C = cfg["n_embd"]
         check(found["n_params"] == 12 * C * C + 13 * C,
               f"Block with n_embd={C} has {found['n_params']} parameters, expected {12 * C * C + 13 * C} "
               "(two layer norms, the attention and the MLP)")
+        expected = reference(block_case, seed=0, cfg=cfg, x_shape=shape, compose=True)
+        assert_close(found["out"], expected["out"], atol=1e-10, rtol=1e-8,
+                     what=f"Block's output for x {shape}, against x + attn(ln_1(x)) then + mlp(ln_2(.)) computed "
+                          "directly with the same weights")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -559,14 +563,19 @@ def test_gpt_is_causal(student, seed):
 
 
 @pytest.mark.exercise("gpt")
-def test_gpt_runs_on_the_device_of_its_input(student):
-    """The positions 0..T-1 are created on the device of idx (torch.arange(T, device=idx.device)): tested with the model and idx on PyTorch's "meta" device, as on a GPU."""
+def test_gpt_runs_on_the_device_of_its_input(student, reference, seed):
+    """The positions 0..T-1 are created on the device of idx (torch.arange(T, device=idx.device)): tested with the model and idx on PyTorch's "meta" device, as on a GPU; on the CPU the same model gives the reference's logits and loss."""
     found = student(gpt_on_meta, cfg=GPT_CONFIGS[0])
     check(not found["mixed"], f"with the model and idx on another device than the CPU, the model combined them with "
                               f"tensors on the CPU ({'; '.join(found['mixed'][:3])}): create the positions on "
                               "idx.device")
     check(found["logits"] == "meta" and found["loss"] == "meta",
           f"on the meta device, the GPT returned logits on {found['logits']} and a loss on {found['loss']}")
+    found = student(gpt_forward, seed=seed, cfg=GPT_CONFIGS[0], shape=[2, 5])
+    expected = reference(gpt_forward, seed=seed, cfg=GPT_CONFIGS[0], shape=[2, 5])
+    assert_close({"logits": found["logits"], "loss": found["loss"]},
+                 {"logits": expected["logits"], "loss": expected["loss"]}, atol=1e-9, rtol=1e-7,
+                 what="the logits and the loss for idx [2, 5] on the CPU, with the reference's weights")
 
 
 @pytest.mark.exercise("param_count")

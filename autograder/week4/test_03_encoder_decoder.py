@@ -76,25 +76,26 @@ def seed_parameters(module, seed):
 
 
 @probe
-def masks_case(nb, seed):
-    """nb.padding_mask on tokens with PAD at the end and in the middle, nb.future_mask for several T, its dtype,
-    and the device of future_mask(3, device="meta")."""
+def masks_case(nb, seed, which):
+    """which="padding": nb.padding_mask on tokens with PAD at the end and in the middle; which="future":
+    nb.future_mask for several T and its dtype, and the device of future_mask(3, device="meta")."""
     import torch
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, 13, (4, 9), generator=g)
-    tokens[0, 5:] = 0
-    tokens[1] = 7                                      # no padding at all
-    tokens[2, :] = 0                                   # nothing but padding
-    given = tokens.clone()
-    pad = torch.as_tensor(nb.padding_mask(tokens))
+    if which == "padding":
+        g = torch.Generator().manual_seed(seed)
+        tokens = torch.randint(0, 13, (4, 9), generator=g)
+        tokens[0, 5:] = 0
+        tokens[1] = 7                                      # no padding at all
+        tokens[2, :] = 0                                   # nothing but padding
+        given = tokens.clone()
+        pad = torch.as_tensor(nb.padding_mask(tokens))
+        return {"pad": pad.to(torch.float64), "pad_dtype": str(pad.dtype), "pad_shape": list(pad.shape),
+                "unchanged": bool(torch.equal(tokens, given))}
     futures = [torch.as_tensor(nb.future_mask(T)) for T in (1, 2, 5, 9)]
     try:
         meta = nb.future_mask(3, device="meta")
     except Exception as error:                         # reported by the device test only
         meta = f"{type(error).__name__}: {error}"
-    return {"pad": pad.to(torch.float64), "pad_dtype": str(pad.dtype), "pad_shape": list(pad.shape),
-            "unchanged": bool(torch.equal(tokens, given)),
-            "futures": [f.to(torch.float64) for f in futures], "future_dtypes": [str(f.dtype) for f in futures],
+    return {"futures": [f.to(torch.float64) for f in futures], "future_dtypes": [str(f.dtype) for f in futures],
             "meta_device": str(getattr(meta, "device", None)), "meta_shape": list(getattr(meta, "shape", []))}
 
 
@@ -217,13 +218,16 @@ def decoder_case(nb, seed, d_model, n_head, d_ff, n, T, S, lengths=None):
 def decoder_dependence(nb, seed, d_model, n_head, d_ff, T, S, length):
     """A seeded nb.DecoderLayer on one target of T positions and a memory of `length` real positions out of S:
     for each target position t moved, the largest change of the outputs before t and at t; for each memory
-    position moved, the smallest and the largest change over the target positions."""
+    position moved, the smallest and the largest change over the target positions; the output for the unchanged
+    inputs, and nn.TransformerDecoderLayer's (same weights, gradients on: its exact path)."""
     import torch
     mine = nb.DecoderLayer(d_model, n_head, d_ff).double()
-    load_torch_weights(mine, torch_layer(nb, seed, "decoder", d_model, n_head, d_ff))
+    theirs = torch_layer(nb, seed, "decoder", d_model, n_head, d_ff)
+    load_torch_weights(mine, theirs)
     y, memory = gaussians(seed + 1, [[1, T, d_model], [1, S, d_model]])
     future = torch.ones(T, T, dtype=torch.bool).triu(1)
     pad = lengths_mask([length], S)
+    torch_out = theirs(y, memory, tgt_mask=future, memory_key_padding_mask=pad).detach()
     with torch.no_grad():
         base = mine(y, memory, future, pad)
         before, at, smallest, largest = [], [], [], []
@@ -240,7 +244,7 @@ def decoder_dependence(nb, seed, d_model, n_head, d_ff, T, S, length):
             smallest.append(float(change.min()))
             largest.append(float(change.max()))
     return {"finite": bool(torch.isfinite(base).all()), "shape": list(base.shape), "before": before, "at": at,
-            "smallest": smallest, "largest": largest}
+            "smallest": smallest, "largest": largest, "out": base, "torch_out": torch_out}
 
 
 @probe
@@ -563,8 +567,8 @@ def greedy_on_meta(nb):
 @pytest.mark.exercise("attention_masks")
 def test_padding_mask(student, reference, seed):
     """padding_mask(tokens) is a bool tensor of the shape of tokens, True exactly where the token is PAD (PyTorch's convention: True = a key no query may read), wherever the PAD is, and it leaves tokens as they were."""
-    found = student(masks_case, seed=seed)
-    expected = reference(masks_case, seed=seed)
+    found = student(masks_case, seed=seed, which="padding")
+    expected = reference(masks_case, seed=seed, which="padding")
     check(found["pad_dtype"] == "torch.bool", f"padding_mask should return a bool tensor, found {found['pad_dtype']}")
     check(found["pad_shape"] == [4, 9], f"padding_mask(tokens [4, 9]) has shape {found['pad_shape']}, expected [4, 9]")
     check(found["unchanged"], "padding_mask changed the tokens it was given")
@@ -578,8 +582,8 @@ def test_padding_mask(student, reference, seed):
 @pytest.mark.exercise("attention_masks")
 def test_future_mask(student, reference, seed):
     """future_mask(T) is a bool [T, T] tensor, True exactly where key s comes after query t (s > t): the diagonal and everything below it are False, so that each position reads itself and the past."""
-    found = student(masks_case, seed=seed)
-    expected = reference(masks_case, seed=seed)
+    found = student(masks_case, seed=seed, which="future")
+    expected = reference(masks_case, seed=seed, which="future")
     check(all(d == "torch.bool" for d in found["future_dtypes"]),
           f"future_mask should return a bool tensor, found {found['future_dtypes'][-1]}")
     for T, f, e in zip((1, 2, 5, 9), found["futures"], expected["futures"]):
@@ -596,12 +600,15 @@ def test_future_mask(student, reference, seed):
 
 
 @pytest.mark.exercise("attention_masks")
-def test_future_mask_device(student):
-    """future_mask(T, device) creates its tensor on `device` (here PyTorch's "meta" device, as it would on a GPU)."""
-    found = student(masks_case, seed=0)
+def test_future_mask_device(student, reference):
+    """future_mask(T, device) creates its tensor on `device` (here PyTorch's "meta" device, as it would on a GPU), the mask it gives on the CPU."""
+    found = student(masks_case, seed=0, which="future")
     check(found["meta_device"] == "meta", f"future_mask(3, device='meta') returned a tensor on "
                                           f"{found['meta_device']}: create it with device=device")
     check(found["meta_shape"] == [3, 3], f"future_mask(3, device='meta') has shape {found['meta_shape']}")
+    expected = reference(masks_case, seed=0, which="future")
+    assert_close(found["futures"], expected["futures"], atol=0, rtol=0,
+                 what="future_mask(T) for T = 1, 2, 5 and 9 (1: True, 0: False)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -692,13 +699,15 @@ def test_decoder_layer_gradients(student, seed):
 
 @pytest.mark.exercise("decoder_layer")
 def test_decoder_layer_is_causal(student, seed):
-    """Changing the target at position t leaves every output before t unchanged (the self-attention reads the future mask) and changes the output at t."""
+    """Changing the target at position t leaves every output before t unchanged (the self-attention reads the future mask) and changes the output at t; the output is nn.TransformerDecoderLayer's."""
     found = student(decoder_dependence, seed=seed, d_model=12, n_head=3, d_ff=20, T=6, S=7, length=5)
     check(found["finite"], "the decoder's output holds nan: does some row of a mask forbid every key?")
     for t, (before, at) in enumerate(zip(found["before"], found["at"])):
         check(before <= 1e-12, f"changing target position {t} changed the outputs before it (by up to {before:.3g}): "
                                "give the future mask to the self-attention as attn_mask")
         check(at > 1e-9, f"changing target position {t} left its own output unchanged")
+    _agree_with_torch(found, ("out",), "DecoderLayer on y [1, 6, 12] and memory [1, 7, 12] with 5 real memory "
+                                       "positions, next to nn.TransformerDecoderLayer")
 
 
 @pytest.mark.exercise("decoder_layer")
@@ -754,11 +763,15 @@ def test_seq2seq_matches_reference(student, reference, seed):
 
 
 @pytest.mark.exercise("seq2seq_model")
-def test_encode_then_decode_is_forward(student, seed):
-    """forward(src, tgt) is decode(tgt, encode(src), padding_mask(src)): generation calls encode once and decode many times, and must get what training got."""
+def test_encode_then_decode_is_forward(student, reference, seed):
+    """forward(src, tgt) is decode(tgt, encode(src), padding_mask(src)): generation calls encode once and decode many times, and must get what training got, the reference's logits."""
     found = student(seq2seq_case, seed=seed, cfg=SEQ2SEQ_CONFIGS[0], lengths=[8, 2, 6], T=5)
     assert_close(found["decoded"], found["logits"], atol=1e-10, rtol=1e-8,
                  what="decode(tgt, encode(src), padding_mask(src)) next to forward(src, tgt)")
+    expected = reference(seq2seq_case, seed=seed, cfg=SEQ2SEQ_CONFIGS[0], lengths=[8, 2, 6], T=5)
+    assert_close(found["decoded"], expected["decoded"], atol=1e-9, rtol=1e-7,
+                 what="decode(tgt, encode(src), padding_mask(src)) for sources of [8, 2, 6] digits, targets of 5 "
+                      "tokens, with the reference's weights")
 
 
 @pytest.mark.exercise("seq2seq_model")
@@ -779,8 +792,8 @@ def test_seq2seq_is_causal_and_ignores_padding(student, seed):
 
 
 @pytest.mark.exercise("seq2seq_model")
-def test_seq2seq_runs_on_the_device_of_its_input(student):
-    """The positions and the future mask are created on the device of the tokens (device=src.device / tgt.device): tested with the model and its inputs on PyTorch's "meta" device, as on a GPU."""
+def test_seq2seq_runs_on_the_device_of_its_input(student, reference, seed):
+    """The positions and the future mask are created on the device of the tokens (device=src.device / tgt.device): tested with the model and its inputs on PyTorch's "meta" device, as on a GPU; on the CPU the same model gives the reference's logits."""
     found = student(seq2seq_on_meta, cfg=SEQ2SEQ_CONFIGS[1])
     check(not found["mixed"], f"with the model and the tokens on another device, the model combined them with tensors "
                               f"on the CPU ({'; '.join(found['mixed'][:3])}): create the positions and the masks "
@@ -789,6 +802,12 @@ def test_seq2seq_runs_on_the_device_of_its_input(student):
           f"on the meta device, forward returned logits on {found['logits']} and encode a memory on "
           f"{found['memory']}: create every new tensor on the device of the tokens")
     check(found["shape"] == [2, 4, 13], f"the logits for src [2, 5] and tgt [2, 4] have shape {found['shape']}")
+    found = student(seq2seq_case, seed=seed, cfg=SEQ2SEQ_CONFIGS[1], lengths=[5, 2], T=4)
+    expected = reference(seq2seq_case, seed=seed, cfg=SEQ2SEQ_CONFIGS[1], lengths=[5, 2], T=4)
+    assert_close({"memory": found["memory"], "logits": found["logits"]},
+                 {"memory": expected["memory"], "logits": expected["logits"]}, atol=1e-9, rtol=1e-7,
+                 what="encode's memory and the logits on the CPU for sources of [5, 2] digits, targets of 4 tokens, "
+                      "with the reference's weights")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -796,14 +815,16 @@ def test_seq2seq_runs_on_the_device_of_its_input(student):
 # ---------------------------------------------------------------------------------------------------------
 
 @pytest.mark.exercise("teacher_forcing")
-def test_loss_reads_the_shifted_target(student, seed):
-    """seq2seq_loss calls the model once, with the source unchanged and the decoder reading tgt[:, :-1]: BOS and the target so far, without the last column."""
+def test_loss_reads_the_shifted_target(student, reference, seed):
+    """seq2seq_loss calls the model once, with the source unchanged and the decoder reading tgt[:, :-1]: BOS and the target so far, without the last column, and scores what it returns."""
     found = student(loss_case, seed=seed, kind="lookup", lengths=[8, 3, 5, 1])
     check(found["calls"] == 1, f"seq2seq_loss called the model {found['calls']} times, expected once")
     check(all(found["src_given"]), "seq2seq_loss should pass the source to the model as it is")
     assert_close(found["tgt_given"][0], np.asarray(found["tgt"])[:, :-1], atol=0, rtol=0,
                  what="the target the model's decoder read (expected tgt[:, :-1])")
     check(found["unchanged"], "seq2seq_loss changed the src or tgt it was given")
+    expected = reference(loss_case, seed=seed, kind="lookup", lengths=[8, 3, 5, 1])
+    assert_close(found["loss"], expected["loss"], atol=1e-9, rtol=1e-7, what="the loss for sources of [8, 3, 5, 1] digits")
 
 
 @pytest.mark.exercise("teacher_forcing")
@@ -822,7 +843,7 @@ def test_loss_matches_reference(student, reference, seed):
 
 @pytest.mark.exercise("teacher_forcing")
 def test_loss_leaves_the_padding_out(student, reference, seed):
-    """Positions whose next token is PAD count neither in the sum nor in the mean: a model that always gives the right next token has a loss of about 0, and more PAD columns at the end of the targets leave the loss unchanged."""
+    """Positions whose next token is PAD count neither in the sum nor in the mean: a model that always gives the right next token has a loss of about 0, and more PAD columns at the end of the targets leave the loss unchanged, the mean over the real next tokens."""
     found = student(loss_case, seed=seed, kind="oracle", lengths=[6, 2, 4])
     check(found["loss"] < 1e-6, f"a model that always scores the right next token got a loss of {found['loss']:.4f}, "
                                 "expected about 0: score position t on tgt[:, t + 1], leaving out the positions "
@@ -832,6 +853,9 @@ def test_loss_leaves_the_padding_out(student, reference, seed):
     check(abs(base["loss"] - more["loss"]) < 1e-9,
           f"three more PAD columns at the end of the targets changed the loss from {base['loss']:.6f} to "
           f"{more['loss']:.6f}: leave the PAD positions out of the mean (F.cross_entropy's ignore_index=PAD)")
+    expected = reference(loss_case, seed=seed, kind="lookup", lengths=[6, 2, 4], extra_pad=3)
+    assert_close(more["loss"], expected["loss"], atol=1e-9, rtol=1e-7,
+                 what="the loss for sources of [6, 2, 4] digits, with three more PAD columns at the end of the targets")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -839,8 +863,8 @@ def test_loss_leaves_the_padding_out(student, reference, seed):
 # ---------------------------------------------------------------------------------------------------------
 
 @pytest.mark.exercise("greedy_decoding")
-def test_greedy_returns_max_len_tokens(student, seed):
-    """greedy_decode(model, src, max_len) returns an int64 [N, max_len] tensor, the tokens after BOS, for any batch size and max_len (1 included), and leaves src unchanged."""
+def test_greedy_returns_max_len_tokens(student, reference, seed):
+    """greedy_decode(model, src, max_len) returns an int64 [N, max_len] tensor, the tokens after BOS, for any batch size and max_len (1 included), and leaves src unchanged: the reference's tokens."""
     for lengths, max_len in (([4, 1, 7], 9), ([3], 1), ([2, 2], 5)):
         found = student(greedy_case, seed=seed, kind="lookup", lengths=lengths, S=8, max_len=max_len)
         check(found["shape"] == [len(lengths), max_len], f"greedy_decode(model, src [{len(lengths)}, 8], "
@@ -848,6 +872,9 @@ def test_greedy_returns_max_len_tokens(student, seed):
                                                          f"expected [{len(lengths)}, {max_len}] (without BOS)")
         check(found["dtype"] == "torch.int64", f"greedy_decode returned {found['dtype']} tokens, expected int64")
         check(found["unchanged"], "greedy_decode changed the source it was given")
+        expected = reference(greedy_case, seed=seed, kind="lookup", lengths=lengths, S=8, max_len=max_len)
+        assert_close(found["out"], expected["out"], atol=0, rtol=0,
+                     what=f"greedy_decode's tokens for sources of {lengths} digits, max_len={max_len}")
 
 
 @pytest.mark.exercise("greedy_decoding")
@@ -876,8 +903,8 @@ def test_greedy_matches_reference(student, reference, seed):
 
 
 @pytest.mark.exercise("greedy_decoding")
-def test_greedy_encodes_once_and_feeds_back_its_tokens(student, seed):
-    """The source is encoded once; the decoder first reads a column of BOS, then BOS and every token written so far (its own, not the model's scores of other positions)."""
+def test_greedy_encodes_once_and_feeds_back_its_tokens(student, reference, seed):
+    """The source is encoded once; the decoder first reads a column of BOS, then BOS and every token written so far (its own, not the model's scores of other positions): the reference's tokens."""
     found = student(greedy_case, seed=seed, kind="lookup", lengths=[4, 1, 7], S=8, max_len=6)
     check(found["encoded"] == 1, f"the source was encoded {found['encoded']} times for 6 tokens: encode it once, "
                                  "before the loop, and call decode at each step")
@@ -889,11 +916,14 @@ def test_greedy_encodes_once_and_feeds_back_its_tokens(student, seed):
         check(seen.shape == (3, step + 1) and (seen[:, 0] == 1).all() and (seen[:, 1:] == out[:, :step]).all(),
               f"at step {step + 1} the decoder should read BOS and the {step} tokens written so far, "
               f"[3, {step + 1}]; it read {seen.shape[1] if seen.ndim == 2 else seen.shape} columns")
+    expected = reference(greedy_case, seed=seed, kind="lookup", lengths=[4, 1, 7], S=8, max_len=6)
+    assert_close(found["out"], expected["out"], atol=0, rtol=0,
+                 what="greedy_decode's tokens for sources of [4, 1, 7] digits, max_len=6")
 
 
 @pytest.mark.exercise("greedy_decoding")
-def test_greedy_runs_on_the_device_of_the_source(student):
-    """The BOS column and every tensor greedy_decode creates live on the device of the source (tested on PyTorch's "meta" device, as on a GPU)."""
+def test_greedy_runs_on_the_device_of_the_source(student, reference, seed):
+    """The BOS column and every tensor greedy_decode creates live on the device of the source (tested on PyTorch's "meta" device, as on a GPU); on the CPU it gives the reference's tokens."""
     found = student(greedy_on_meta)
     check(found["inputs"] == ["meta"], f"the decoder read targets on {found['inputs']}, expected the source's device "
                                        "(meta): create the BOS column with device=src.device")
@@ -902,3 +932,7 @@ def test_greedy_runs_on_the_device_of_the_source(student):
     if found["stopped"] is None:
         check(found["out"] == "meta", f"greedy_decode returned tokens on {found['out']}, expected meta")
         check(found["shape"] == [3, 4], f"greedy_decode on src [3, 5] with max_len=4 returned shape {found['shape']}")
+    found = student(greedy_case, seed=seed, kind="lookup", lengths=[5, 2, 3], S=5, max_len=4)
+    expected = reference(greedy_case, seed=seed, kind="lookup", lengths=[5, 2, 3], S=5, max_len=4)
+    assert_close(found["out"], expected["out"], atol=0, rtol=0,
+                 what="greedy_decode's tokens on the CPU for sources [3, 5] of [5, 2, 3] digits, max_len=4")
