@@ -41,6 +41,22 @@ def run_course(*args, cwd=None, env=None, timeout=600):
     return subprocess.run([str(COURSE_BIN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def nbgrader(root, *args):
+    """nbgrader's own command, from this venv, in the course folder `root`."""
+    bindir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"])
+    return subprocess.run(
+        [os.path.join(bindir, "nbgrader"), *args], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def collected(course, student, cells, when):
+    """As `nbgrader collect` leaves it: the notebook and nbgrader's timestamp.txt beside it."""
+    path = submission(course, student, cells)
+    (path.parent / "timestamp.txt").write_text(f"{when}.000000 UTC")
+    return path
+
+
 def sandbox_processes(tag: str) -> list[str]:
     """Processes still running under a sandbox user id, started by graders whose COURSE_GRADING_TAG was
     `tag` (other gradings may be running on the machine at the same time)."""

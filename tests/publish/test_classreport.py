@@ -2,34 +2,17 @@
 
 import csv
 import io
-import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from helpers import GOOD_ADD, GOOD_SCALE, REPO, run_course, submission
+from helpers import GOOD_ADD, GOOD_SCALE, REPO, collected, nbgrader, run_course
 
-VENV_BIN = os.path.dirname(sys.executable)
 DUE = "2025-01-10 12:00:00"
 MULTIPLIES = "def add(a, b):\n    return a * b"
 SCALE_ADDS = "import numpy as np\ndef scale(x, k):\n    return np.asarray(x, dtype=np.float64) + k"
 SCALE_IGNORES = "import numpy as np\ndef scale(x, k):\n    return np.asarray(x, dtype=np.float64)"
-
-
-def nbgrader(root, *args):
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
-    return subprocess.run(
-        [os.path.join(VENV_BIN, "nbgrader"), *args], cwd=root, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
-def collected(mini, student, cells, when):
-    path = submission(mini, student, cells)
-    (path.parent / "timestamp.txt").write_text(f"{when}.000000 UTC")
-    return path
 
 
 @pytest.fixture

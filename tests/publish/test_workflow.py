@@ -3,33 +3,15 @@ and late penalty, formgrader's queue, and nbgrader's own autograde refused."""
 
 import csv
 import io
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
-from helpers import GOOD_ADD, GOOD_SCALE, REPO, run_course, submission
+from helpers import GOOD_ADD, GOOD_SCALE, REPO, collected, nbgrader, run_course
 
 pytestmark = pytest.mark.slow
-VENV_BIN = os.path.dirname(sys.executable)
 DUE = "2025-01-10 12:00:00"
-
-
-def nbgrader(root, *args):
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
-    return subprocess.run(
-        [os.path.join(VENV_BIN, "nbgrader"), *args], cwd=root, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
-def collected(mini, student, cells, when):
-    """As `nbgrader collect` leaves it: the notebook and nbgrader's timestamp.txt beside it."""
-    path = submission(mini, student, cells)
-    (path.parent / "timestamp.txt").write_text(f"{when}.000000 UTC")
-    return path
 
 
 @pytest.fixture
