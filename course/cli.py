@@ -108,6 +108,11 @@ def _merge(
     outputs.publish(course, results, pipeline.seed_for(course, assignment, options), targets)
 
 
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    default = "sqlite:///gradebook.db in the course"
+    parser.add_argument("--db", metavar="URL", help=f"nbgrader gradebook (default: {default})")
+
+
 def _shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -298,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("assignment")
     g.add_argument("submissions", nargs="+", metavar="SUBMISSION")
     grading_options(g)
-    g.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    _db_option(g)
     g.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
     g.add_argument(
         "--regrade", action="store_true", help="grade again even the notebooks graded before under the same conditions"
@@ -375,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("what", choices=[*export.LMS_FORMATS, "student", "gradescope"])
     e.add_argument("target", nargs="?", help="the assignment (csv: default all; gradescope), or the folder (student)")
     e.add_argument("--out", metavar="FILE", help="csv: write here instead of the terminal; gradescope: the zip")
-    e.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    _db_option(e)
     e.set_defaults(func=cmd_export)
 
     x = sub.add_parser(
@@ -388,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("assignment")
     x.add_argument("student")
     x.add_argument("hours", type=float)
-    x.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    _db_option(x)
     x.set_defaults(func=cmd_extension)
 
     rp = sub.add_parser(
@@ -402,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Grades nothing.",
     )
     rp.add_argument("assignment")
-    rp.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    _db_option(rp)
     rp.set_defaults(func=cmd_report)
 
     sm = sub.add_parser(
@@ -431,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("assignment", nargs="?", default="week1")
     grading_options(d)
-    d.add_argument("--db", metavar="URL", help="nbgrader gradebook (default: sqlite:///gradebook.db in the course)")
+    _db_option(d)
     d.add_argument("--no-gradebook", action="store_true", help="do not write scores to the gradebook")
     unsandboxed_option(d)
     d.set_defaults(func=cmd_demo)
