@@ -55,10 +55,10 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _raised(exc: BaseException, mistaken: Runner) -> Raised:
+def _raised(exc: BaseException, filename: str) -> Raised:
     """The exception of a mistaken reference, as a student's is recorded: the function is the innermost
     frame of the mistaken reference's own code."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == getattr(mistaken, "filename", None)]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
     return Raised(type(exc).__name__, str(exc)[:2000], frames[-1].name if frames else None)
 
 
@@ -81,11 +81,12 @@ class MistakeNamer:
             if m.exercise != exercise:  # a mistake is named at its own exercise, not where it cascades
                 continue
             mistaken = self.references.runner(item.module, m)
-            if self._same_answers(answers, mistaken) or self._passes_against(item, answers, mistaken):
+            same = self._same_answers(answers, mistaken, self.references.filename(m))
+            if same or self._passes_against(item, answers, mistaken):
                 found.append(m.id)
         return tuple(found)
 
-    def _same_answers(self, answers: Answers, mistaken: Runner) -> bool:
+    def _same_answers(self, answers: Answers, mistaken: Runner, filename: str) -> bool:
         # the calls the reference answered fastest first: the first difference ends the comparison, so a
         # mistake's long training run is reached only when every quicker answer agreed
         ordered = sorted(answers.values(), key=lambda a: self.references.seconds_of(a[0], a[1]))
@@ -101,7 +102,7 @@ class MistakeNamer:
                 # the same exception: its type, its message and the function it came out of (a shape slip and a
                 # missing return both raise RuntimeError or TypeError; and an exception the probe raised on
                 # what came back says nothing about where the code went wrong)
-                if not (isinstance(answer, Raised) and answer.function and answer == _raised(exc, mistaken)):
+                if not (isinstance(answer, Raised) and answer.function and answer == _raised(exc, filename)):
                     return False
                 continue
             if isinstance(answer, Raised) or differences(answer, theirs, atol=1e-6, rtol=1e-4):

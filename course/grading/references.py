@@ -62,7 +62,6 @@ class References:
         name = "reference" if variant is None else f"mistake:{variant.id}"
 
         def run(probe: Probe, timeout: float | None = None, **kwargs: Any) -> Any:
-            """(The runner's `filename` is that of the code it runs, as tracebacks show it.)"""
             cache_key = (name, key, call_key(probe, kwargs))
             if cache_key not in self._answers:
                 arrays: list[Any] = []
@@ -75,8 +74,11 @@ class References:
             plain, arrays = self._answers[cache_key]
             return from_plain(plain, [a.copy() for a in arrays])
 
-        run.filename = _filename(self.reference_path, variant)  # type: ignore[attr-defined]
         return run
+
+    def filename(self, variant: Variant | None = None) -> str:
+        """The file name that tracebacks show for the reference's code, or for `variant`'s."""
+        return _filename(self.reference_path, variant)
 
     def seconds_of(self, probe: Probe, kwargs: dict[str, Any]) -> float:
         """How long the reference took on this call in any suite module, if it has run (else +inf); runs
