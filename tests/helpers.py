@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 import nbformat
+import yaml
 
-from course import notebooks
+from course import catalog, config, notebooks
 from course.grading import pipeline
 from course.sandbox.launch import UID_BASE
 
@@ -70,6 +71,58 @@ def sandbox_processes(tag: str) -> list[str]:
         if int(fields.get("Uid", "0").split()[0]) >= UID_BASE and f"COURSE_GRADING_TAG={tag}".encode() in environ:
             alive.append(f"{status.parent.name} {fields.get('Name', '').strip()}")
     return alive
+
+
+def course_directory(
+    root: Path, cut: dict[str, tuple[str, ...]], *, exchange: Path | None = None, released: bool = True
+) -> Path:
+    """The repository's course as a fresh nbgrader course directory at `root`, cut to the notebooks
+    `cut` names per assignment (so that releasing, auditing and grading take seconds): its course.yaml,
+    nbgrader_config.py (with nbgrader's exchange at `exchange`), README, the shared probes, the data registry
+    and loaders, and each
+    notebook's source, solution, hidden suite and catalogs, with its release unless `released` is false."""
+    data = yaml.safe_load((REPO / "course.yaml").read_text())
+    kept = {}
+    for name, names in cut.items():
+        week = data["assignments"][name]
+        week["notebooks"] = [nb for nb in week["notebooks"] if nb["name"] in names]
+        kept[name] = week
+    data["assignments"] = kept
+    root.mkdir(parents=True)
+    (root / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    settings = (REPO / "nbgrader_config.py").read_text()
+    if exchange is not None:
+        settings += f"c.Exchange.root = {str(exchange)!r}\n"
+    (root / "nbgrader_config.py").write_text(settings)
+    files = ["datasets/registry.yaml", "autograder/probes.py"]
+    for a, names in cut.items():
+        for nb in names:
+            files += [f"source/{a}/{nb}.ipynb", f"solutions/{a}/{nb}.py", f"autograder/{a}/test_{nb}.py",
+                      f"autograder/{a}/mistakes/{nb}.yaml", f"autograder/{a}/alternatives/{nb}.yaml"]  # fmt: skip
+            files += [f"release/{a}/{nb}.ipynb"] if released else []
+    for f in files:
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / f, root / f)
+    shutil.copy(REPO / "README.md", root / "README.md")
+    shutil.copytree(REPO / "datasets" / "coursedata", root / "datasets" / "coursedata",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    return root
+
+
+def mistake(assignment: str, notebook: str, mistake_id: str) -> catalog.Variant:
+    """A cataloged mistake of the repository's course."""
+    course = config.load(REPO)
+    nb = course.assignment(assignment).notebook(notebook)
+    return next(m for m in catalog.load(nb, course.paths(nb).mistakes) if m.id == mistake_id)
+
+
+def answers(assignment: str, notebook: str, mistake_id: str | None = None) -> dict[str, str]:
+    """Solution cell id -> source: the source notebook's solutions, or those with the mistake written in."""
+    course = config.load(REPO)
+    source = notebooks.read(course.paths(course.assignment(assignment).notebook(notebook)).source)
+    if mistake_id:
+        source = catalog.apply(source, [mistake(assignment, notebook, mistake_id)])
+    return {cid: c.source for cid, c in notebooks.solution_cells(source).items()}
 
 
 GOOD_ADD = "def add(a, b):\n    return a + b"

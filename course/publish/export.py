@@ -150,8 +150,12 @@ def student_tree(course: Course, dest: Path) -> list[Path]:
     release = course.files.release_dir()
     if not release.is_dir():
         raise CourseError(f"{release}: not found (run `course release` first)")
-    shutil.copytree(release, dest / "release", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     data = course.files.datasets
+    needed = (data / "registry.yaml", data / "coursedata", course.files.readme)
+    for path in needed:  # checked before anything is written, so that a failure leaves no half tree behind
+        if not path.exists():
+            raise CourseError(f"{path}: not found, and the students' tree is made from it")
+    shutil.copytree(release, dest / "release", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (dest / "datasets").mkdir()
     shutil.copy2(data / "registry.yaml", dest / "datasets" / "registry.yaml")
     shutil.copytree(data / "coursedata", dest / "datasets" / "coursedata", ignore=shutil.ignore_patterns("__pycache__"))

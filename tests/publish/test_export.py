@@ -139,6 +139,15 @@ def test_student_export_refuses_a_folder_in_the_repository(tmp_path):
     assert out.returncode == 2 and "inside the course repository" in out.stderr
 
 
+def test_student_export_names_what_the_course_directory_lacks(mini, tmp_path):
+    # the test course has a data registry but no data loaders: one line that names them, and no half tree
+    dest = tmp_path / "students"
+    out = run_course("export", "student", str(dest), cwd=mini.root)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().endswith("coursedata: not found, and the students' tree is made from it"), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not dest.exists()
+
+
 def test_gradescope_bundle_runs_like_gradescope(mini, tmp_path):
     zip_path = tmp_path / "toy.zip"
     out = run_course("export", "gradescope", "toy", "--out", str(zip_path), cwd=mini.root)

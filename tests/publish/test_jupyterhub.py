@@ -32,10 +32,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
-from course import catalog, config, notebooks
-from helpers import REPO, ReadablePython
+import helpers
+from course import notebooks
+from helpers import REPO, ReadablePython, course_directory
 
 pytestmark = pytest.mark.slow  # a hub, three servers, a graded class
 
@@ -245,7 +245,9 @@ def classroom(base, accounts):
             env=readable.environment(), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert off.returncode == 0, off.stderr[-2000:]
-        course = _course_directory(accounts["teacher"], exchange)
+        teacher = accounts["teacher"]
+        course = course_directory(teacher.home / "course", {ASSIGNMENT: (NOTEBOOK,)}, exchange=exchange)
+        subprocess.run(["chown", "-R", f"{teacher.uid}:{teacher.gid}", str(course)], check=True, timeout=60)
         hub = Hub(base, readable)
         try:
             yield Classroom(hub, readable, accounts, course, exchange)
@@ -253,34 +255,6 @@ def classroom(base, accounts):
             hub.stop()
     finally:
         readable.close()
-
-
-def _course_directory(teacher: Account, exchange: Path) -> Path:
-    """The repository's course as the instructor's own nbgrader course directory, week 1 cut to NOTEBOOK."""
-    course = teacher.home / "course"
-    data = yaml.safe_load((REPO / "course.yaml").read_text())
-    week = data["assignments"][ASSIGNMENT]
-    week["notebooks"] = [nb for nb in week["notebooks"] if nb["name"] == NOTEBOOK]
-    data["assignments"] = {ASSIGNMENT: week}
-    course.mkdir()
-    (course / "course.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    settings = (REPO / "nbgrader_config.py").read_text()
-    (course / "nbgrader_config.py").write_text(settings + f"c.Exchange.root = {str(exchange)!r}\n")
-    files = [
-        "datasets/registry.yaml",
-        "autograder/probes.py",
-        f"source/{ASSIGNMENT}/{NOTEBOOK}.ipynb",
-        f"release/{ASSIGNMENT}/{NOTEBOOK}.ipynb",
-        f"solutions/{ASSIGNMENT}/{NOTEBOOK}.py",
-        f"autograder/{ASSIGNMENT}/test_{NOTEBOOK}.py",
-        f"autograder/{ASSIGNMENT}/mistakes/{NOTEBOOK}.yaml",
-        f"autograder/{ASSIGNMENT}/alternatives/{NOTEBOOK}.yaml",
-    ]
-    for f in files:
-        (course / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / f, course / f)
-    subprocess.run(["chown", "-R", f"{teacher.uid}:{teacher.gid}", str(course)], check=True, timeout=60)
-    return course
 
 
 @dataclass
@@ -358,26 +332,11 @@ def _start_servers(hub: Hub, accounts: dict[str, Account]) -> dict[str, Student]
 
 
 # -- what the students write -----------------------------------------------------------------------------------
-def _mistake() -> catalog.Variant:
-    course = config.load(REPO)
-    nb = course.assignment(ASSIGNMENT).notebook(NOTEBOOK)
-    return next(m for m in catalog.load(nb, course.paths(nb).mistakes) if m.id == MISTAKE)
-
-
-def _answers(kind: str) -> dict[str, str]:
-    """Solution cell id -> source: the source notebook's solutions, or those with MISTAKE written in."""
-    course = config.load(REPO)
-    source = notebooks.read(course.paths(course.assignment(ASSIGNMENT).notebook(NOTEBOOK)).source)
-    if kind == "mistake":
-        source = catalog.apply(source, [_mistake()])
-    return {cid: c.source for cid, c in notebooks.solution_cells(source).items()}
-
-
 def _answer(student: Student, kind: str) -> None:
     path = f"{ASSIGNMENT}/{NOTEBOOK}.ipynb"
     nb = nbformat.from_dict(student.contents(path)["content"])
     cells = notebooks.solution_cells(nb)
-    answers = _answers(kind)
+    answers = helpers.answers(ASSIGNMENT, NOTEBOOK, MISTAKE if kind == "mistake" else None)
     assert set(cells) == set(answers), (sorted(cells), sorted(answers))
     for cid, src in answers.items():
         cells[cid].source = src
@@ -516,4 +475,5 @@ def test_a_class_on_jupyterhub_from_release_to_feedback(classroom):
         assert not leaked, (s, leaked[:5])
     assert reference in pages["ada"]  # her own code, as she wrote it: the check below can see code
     assert reference not in pages["grace"]  # she wrote the mistake; the reference's line is not shown to her
-    assert _mistake().says in pages["grace"], pages["grace"][-3000:]  # what went wrong, in plain words
+    says = helpers.mistake(ASSIGNMENT, NOTEBOOK, MISTAKE).says
+    assert says in pages["grace"], pages["grace"][-3000:]  # what went wrong, in plain words
