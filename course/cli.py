@@ -164,11 +164,18 @@ def cmd_check(args: argparse.Namespace, course: Course) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, course: Course) -> int:
+    if args.sample is not None and not args.mutate:
+        raise CourseError("--sample is for --mutate: course audit --mutate --sample N")
     failures = []
     for a in _assignments(course, args.assignment):
         seed = pipeline.default_seed(course, a) if args.seed is None else args.seed
         for nb in a.notebooks:
             if args.notebook and nb.name != args.notebook:
+                continue
+            if args.mutate:
+                mutated = audit.mutation_audit(course, nb, seed, args.workers, sample=args.sample)
+                print(mutated.table(), end="\n\n", flush=True)
+                failures += [f"{nb.assignment}/{nb.name}: {f}" for f in mutated.failures]
                 continue
             result = audit.audit_notebook(
                 course, nb, seed, args.workers, every_test=args.every_test, with_nulls=args.nulls
@@ -181,6 +188,8 @@ def cmd_audit(args: argparse.Namespace, course: Course) -> int:
     print(
         f"audit: {len(failures)} problem(s)"
         if failures
+        else "audit: every mutant loses points or is listed as equivalent"
+        if args.mutate
         else "audit: every mistake is caught and every alternative keeps full marks"
     )
     return 1 if failures else 0
@@ -351,6 +360,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also grade the null submissions: each function of a solution made to do nothing, return None, "
         "zeros or its input, alone and all at once; the tests that call it must fail",
+    )
+    au.add_argument(
+        "--mutate",
+        action="store_true",
+        help="grade the mechanical mutants of each reference instead (operators swapped, constants off by one, "
+        "dim changed, statements deleted, ...): each must lose points or be listed, with its reason, in "
+        "autograder/A/equivalent/NB.yaml; prints per exercise the mutants generated, killed, equivalent, surviving",
+    )
+    au.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="with --mutate: a fixed sample of N mutants per notebook (those not listed as equivalent)",
     )
     au.add_argument(
         "--every-test",

@@ -9,6 +9,7 @@ The directory is an nbgrader course directory with the course's own layers besid
     autograder/<A>/test_<NB>.py          hidden suites
     autograder/<A>/mistakes/<NB>.yaml    cataloged mistakes
     autograder/<A>/alternatives/<NB>.yaml  correct alternatives
+    autograder/<A>/equivalent/<NB>.yaml    mutants of the reference reviewed as equivalent to it
     datasets/                            the data registry and its loaders
     submitted/<S>/<A>/                   what nbgrader collected
     autograded/<S>/<A>/<NB>.ipynb        the submission with the hidden tests' results, for formgrader
@@ -67,6 +68,7 @@ class NotebookPaths:
     suite: Path
     mistakes: Path
     alternatives: Path
+    equivalent: Path  # the reviewed mutants of the reference that behave as it does
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class CourseFiles:
             suite=grader / f"test_{name}.py",
             mistakes=grader / "mistakes" / f"{name}.yaml",
             alternatives=grader / "alternatives" / f"{name}.yaml",
+            equivalent=grader / "equivalent" / f"{name}.yaml",
         )
 
     # -- what grading writes --------------------------------------------------------------------------------

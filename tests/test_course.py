@@ -1,5 +1,6 @@
 """The course itself: release/ is fresh, solution cells are the reference, and every hidden suite gives the
-reference full marks, the untouched release zero, and each cataloged mistake a loss in its exercise."""
+reference full marks, the untouched release zero, each cataloged mistake a loss in its exercise, and a sample of
+the mechanical mutants of each reference a loss."""
 
 import pytest
 
@@ -35,3 +36,16 @@ def test_hidden_suite_passes_its_audit(nb):
     assert result.failures == [], audit.matrix(result) + "\n" + "\n".join(result.failures)
     wrong = result.of_kind(correct=False)
     assert sum(r.named for r in wrong) >= 0.8 * len(wrong), audit.matrix(result)
+
+
+MUTANT_SAMPLE = 4  # per notebook; `course audit --mutate` grades them all
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda nb: f"{nb.assignment}/{nb.name}")
+def test_a_sample_of_the_reference_mutants_loses_points(nb):
+    """A fixed sample of the mechanical mutants of the reference (those not reviewed as equivalent) each
+    loses points, and every mutant listed as equivalent is still made from the reference."""
+    seed = pipeline.default_seed(COURSE, COURSE.assignment(nb.assignment))
+    result = audit.mutation_audit(COURSE, nb, seed, workers=2, sample=MUTANT_SAMPLE)
+    assert result.counts()["graded"] == MUTANT_SAMPLE, result.table()
+    assert result.failures == [], result.table() + "\n" + "\n".join(result.failures)

@@ -6,6 +6,9 @@ untouched release. The result is a matrix of which tests catch which variant, an
 a mistake that keeps full marks for its exercise (or loses points where it should not), an alternative
 that loses a point, a reference below full marks, a release above zero, an exercise with fewer than
 three mistakes or no alternative.
+
+`mutation_audit` grades the mechanical mutants of the reference (`mutants.py`) the same way: each must cost
+points, or be listed as equivalent to the reference with the reason why.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import random
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from course import catalog, notebooks
-from course.authoring import nulls
+from course.authoring import mutants, nulls
 from course.config import Course, Notebook
 from course.grading import pipeline
 from course.grading.pool import Focus
@@ -318,3 +323,134 @@ def matrix(audit: NotebookAudit) -> str:
             note += f"  named: {'; '.join(named)[:80]}" if named else ""
         lines.append(f"{row.label:<{width}}{marks}{note}")
     return "\n".join(lines)
+
+
+# -- mutation testing -------------------------------------------------------------------------------------------
+@dataclass
+class MutantRow:
+    mutant: mutants.Mutant
+    result: NotebookResult | None  # None: not graded (not in the sample)
+    equivalent: mutants.Equivalent | None
+    cataloged: bool  # its code is a cataloged mistake's
+
+    @property
+    def killed(self) -> bool:
+        r = self.result
+        return bool(r and (r.problem or r.score < r.max_score))
+
+    @property
+    def names(self) -> list[str]:
+        return [n for ns in self.result.diagnosis.values() for n in ns] if self.result else []
+
+
+@dataclass
+class MutationAudit:
+    notebook: Notebook
+    generated: mutants.Generated
+    rows: list[MutantRow] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    sample: int | None = None
+    seconds: float = 0.0
+
+    def counts(self, exercise: str | None = None) -> dict[str, int]:
+        rows = [r for r in self.rows if exercise is None or r.mutant.exercise == exercise]
+        graded = [r for r in rows if r.result is not None]
+        return {
+            "generated": len(rows),
+            "graded": len(graded),
+            "killed": sum(r.killed for r in graded),
+            "equivalent": sum(r.equivalent is not None for r in rows),
+            "surviving": sum(not r.killed and r.equivalent is None for r in graded),
+            # a mistake named for a mutant whose code is not that mistake's: right or wrong, for a person to judge
+            "named": sum(bool(r.names) and not r.cataloged for r in graded),
+        }
+
+    def table(self) -> str:
+        """Per exercise and in total: mutants generated, graded, killed, equivalent, surviving, and those the
+        feedback names a cataloged mistake for (listed for review)."""
+        exercises = [e.id for e in self.notebook.auto_exercises]
+        cols = list(self.counts())
+        width = max(len(e) for e in [*exercises, "total"]) + 2
+        sample = f" (a sample of {self.sample})" if self.sample is not None else ""
+        lines = [
+            f"{self.notebook.assignment}/{self.notebook.name}: mutants{sample}; {self.generated.invalid} left out "
+            f"that do not compile, {self.generated.identical} identical to the reference or another; "
+            f"{self.seconds:.0f} s",
+            " " * width + "".join(f"{c:>15}" for c in cols),
+        ]
+        for ex in [*exercises, None]:
+            c = self.counts(ex)
+            lines.append(f"{ex or 'total':<{width}}" + "".join(f"{c[k]:>15}" for k in cols))
+        for r in self.rows:
+            if r.result is not None and not r.killed and r.equivalent is None:
+                lines.append(
+                    f"  surviving {r.mutant.id} ({r.mutant.exercise}, line {r.mutant.lineno}): {r.mutant.says}"
+                )
+        for r in self.rows:
+            if r.result is not None and r.names and not r.cataloged:
+                lines.append(f"  named {r.mutant.id}: {r.mutant.says} -> {'; '.join(r.names)}")
+        return "\n".join(lines)
+
+
+def mutation_audit(
+    course: Course, nb: Notebook, seed: int, workers: int = 1, sample: int | None = None
+) -> MutationAudit:
+    """Grade the mutants of the notebook's reference: all of them, or a fixed sample of those not listed as
+    equivalent. A mutant must lose points; a listed one must keep them all. Each runs only the tests that can
+    tell it from the reference (`tests_reaching`)."""
+    started = time.monotonic()
+    paths = course.paths(nb)
+    source, release = notebooks.read(paths.source), notebooks.read(paths.release)
+    generated = mutants.notebook_mutants(source, nb)
+    audit = MutationAudit(nb, generated, sample=sample)
+    listed = {e.key: e for e in mutants.load_equivalents(paths.equivalent)}
+    known = {m.key for m in generated.mutants}
+    for e in listed.values():
+        if e.key not in known:
+            audit.failures.append(
+                f"{paths.equivalent.name}: the mutant `{e.line}` -> `{e.mutated}` ({e.cell}, {e.operator}) is no "
+                "longer made from the reference: remove it or update its line"
+            )
+    todo = list(generated.mutants)
+    if sample is not None:
+        pool = sorted((m for m in todo if m.key not in listed), key=lambda m: m.id)
+        todo = random.Random(f"{nb.assignment}/{nb.name}").sample(pool, min(sample, len(pool)))
+    traced = pipeline.grade_notebook(
+        course, nb, {"reference": paths.source}, seed, 1, focus={"reference": Focus(trace=True)}
+    )
+    reference = traced[0]
+    if reference.score < reference.max_score:
+        audit.failures.append(f"the reference loses points: {_failed(reference)}")
+    ref_cells = _by_label(prepare(paths.source, release, nb).cells)
+    cells = {cid: c.source for cid, c in notebooks.solution_cells(source).items()}
+    mistakes = catalog.load(nb, paths.mistakes)
+    with tempfile.TemporaryDirectory(prefix="course-mutants-") as tmp:
+        files: dict[str, Path | None] = {}
+        focus: dict[str, Focus] = {}
+        for m in todo:
+            files[m.id] = file = Path(tmp) / f"{len(files)}.ipynb"
+            nbformat.write(catalog.apply(source, [m.variant()]), str(file))
+            if (only := tests_reaching(reference, ref_cells, _by_label(prepare(file, release, nb).cells))) is not None:
+                focus[m.id] = Focus(only=only)
+        results = {r.student: r for r in pipeline.grade_notebook(course, nb, files, seed, workers, focus=focus)}
+    for mid, result in results.items():
+        if mid in focus:
+            _complete(result, reference, focus[mid].only or frozenset())
+    for m in generated.mutants:
+        row = MutantRow(m, results.get(m.id), listed.get(m.key), mutants.in_catalog(m, cells, mistakes))
+        audit.rows.append(row)
+        if row.result is None:
+            continue
+        if not row.killed and row.equivalent is None:
+            audit.failures.append(
+                f"mutant {m.id} survives ({m.exercise}): {m.says}: write a test that it fails or, if it behaves as "
+                f"the reference on every input the exercise allows, list it in equivalent/{paths.equivalent.name}:"
+                f"\n{mutants.equivalent_entry(m)}"
+            )
+        elif row.killed and row.equivalent is not None:
+            audit.failures.append(
+                f"mutant {m.id} is listed as equivalent ({row.equivalent.reason}) but loses points: "
+                f"{_failed(row.result)}; remove it from {paths.equivalent.name}"
+            )
+    audit.seconds = time.monotonic() - started
+    return audit

@@ -159,7 +159,8 @@ def cell_exercises(source: NotebookNode, notebook: Notebook) -> dict[str, str]:
     return out
 
 
-def _solution_spans(text: str) -> list[tuple[int, int]]:
+def solution_spans(text: str) -> list[tuple[int, int]]:
+    """1-based (first, last) lines strictly between each BEGIN and END marker: the student's parts."""
     spans, start = [], None
     for i, line in enumerate(text.splitlines(), start=1):
         if line.strip() == BEGIN:
@@ -172,7 +173,7 @@ def _solution_spans(text: str) -> list[tuple[int, int]]:
 
 def functions(cell: str, exercise: str, text: str) -> list[Function]:
     """The functions (top level and methods, at any depth) whose own bodies hold a student part."""
-    spans = _solution_spans(text)
+    spans = solution_spans(text)
     try:
         tree = ast.parse(text)
     except SyntaxError as exc:

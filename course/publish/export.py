@@ -132,6 +132,7 @@ NEVER_IN_STUDENT_TREE = (
     "source",
     "mistakes",
     "alternatives",
+    "equivalent",
     "gradebook.db",
     "submitted",
     "autograded",
