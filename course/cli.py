@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from course import config
-from course.authoring import audit, demo, release
+from course.authoring import audit, demo, release, requirements
 from course.config import Assignment, Course
 from course.errors import CourseError
 from course.files import atomic_write
@@ -172,6 +172,10 @@ def cmd_audit(args: argparse.Namespace, course: Course) -> int:
         for nb in a.notebooks:
             if args.notebook and nb.name != args.notebook:
                 continue
+            if args.requirements:
+                print(requirements.table(course, nb), end="\n\n")
+                failures += [f"{nb.assignment}/{nb.name}: {f}" for f in requirements.check(course, nb)]
+                continue
             if args.mutate:
                 mutated = audit.mutation_audit(course, nb, seed, args.workers, sample=args.sample)
                 print(mutated.table(), end="\n\n", flush=True)
@@ -188,6 +192,8 @@ def cmd_audit(args: argparse.Namespace, course: Course) -> int:
     print(
         f"audit: {len(failures)} problem(s)"
         if failures
+        else "audit: every requirement quotes the notebook and is checked, and every test checks one"
+        if args.requirements
         else "audit: every mutant loses points or is listed as equivalent"
         if args.mutate
         else "audit: every mistake is caught and every alternative keeps full marks"
@@ -360,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also grade the null submissions: each function of a solution made to do nothing, return None, "
         "zeros or its input, alone and all at once; the tests that call it must fail",
+    )
+    au.add_argument(
+        "--requirements",
+        action="store_true",
+        help="only check the stated requirements (autograder/A/requirements/NB.yaml): each quotes the notebook "
+        "and names tests of its exercise, and every hidden test checks one; grades nothing",
     )
     au.add_argument(
         "--mutate",

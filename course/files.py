@@ -10,6 +10,7 @@ The directory is an nbgrader course directory with the course's own layers besid
     autograder/<A>/mistakes/<NB>.yaml    cataloged mistakes
     autograder/<A>/alternatives/<NB>.yaml  correct alternatives
     autograder/<A>/equivalent/<NB>.yaml    mutants of the reference reviewed as equivalent to it
+    autograder/<A>/requirements/<NB>.yaml  what the notebook asks, and the hidden tests that check it
     datasets/                            the data registry and its loaders
     submitted/<S>/<A>/                   what nbgrader collected
     autograded/<S>/<A>/<NB>.ipynb        the submission with the hidden tests' results, for formgrader
@@ -69,6 +70,7 @@ class NotebookPaths:
     mistakes: Path
     alternatives: Path
     equivalent: Path  # the reviewed mutants of the reference that behave as it does
+    requirements: Path  # what the notebook asks, in its words, and the hidden tests that check each
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class CourseFiles:
             mistakes=grader / "mistakes" / f"{name}.yaml",
             alternatives=grader / "alternatives" / f"{name}.yaml",
             equivalent=grader / "equivalent" / f"{name}.yaml",
+            requirements=grader / "requirements" / f"{name}.yaml",
         )
 
     # -- what grading writes --------------------------------------------------------------------------------

@@ -79,8 +79,8 @@ def course_directory(
     """The repository's course as a fresh nbgrader course directory at `root`, cut to the notebooks
     `cut` names per assignment (so that releasing, auditing and grading take seconds): its course.yaml,
     nbgrader_config.py (with nbgrader's exchange at `exchange`), README, the shared probes, the data registry
-    and loaders, and each
-    notebook's source, solution, hidden suite and catalogs, with its release unless `released` is false."""
+    and loaders, and each notebook's source, solution, hidden suite, catalogs and requirements, with its release
+    unless `released` is false."""
     data = yaml.safe_load((REPO / "course.yaml").read_text())
     kept = {}
     for name, names in cut.items():
@@ -100,6 +100,8 @@ def course_directory(
             files += [f"source/{a}/{nb}.ipynb", f"solutions/{a}/{nb}.py", f"autograder/{a}/test_{nb}.py",
                       f"autograder/{a}/mistakes/{nb}.yaml", f"autograder/{a}/alternatives/{nb}.yaml"]  # fmt: skip
             files += [f"release/{a}/{nb}.ipynb"] if released else []
+            files += [f for f in (f"autograder/{a}/requirements/{nb}.yaml", f"autograder/{a}/equivalent/{nb}.yaml")
+                      if (REPO / f).is_file()]  # fmt: skip
     for f in files:
         (root / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / f, root / f)

@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 
 from course import catalog, notebooks
-from course.authoring import mutants, nulls
+from course.authoring import mutants, nulls, requirements
 from course.config import Course, Notebook
 from course.grading import pipeline
 from course.grading.pool import Focus
@@ -93,6 +93,7 @@ def audit_notebook(
     mistakes = catalog.load(nb, paths.mistakes)
     alternatives = catalog.load_alternatives(nb, paths.alternatives)
     audit = NotebookAudit(nb)
+    audit.failures += requirements.check(course, nb)
     for ex in nb.auto_exercises:
         n = sum(m.exercise == ex.id for m in mistakes)
         if n < MIN_MISTAKES:
