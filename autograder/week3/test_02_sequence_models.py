@@ -34,9 +34,10 @@ def classifier_shapes(nb, seed, hidden, classes, pool, n, t):
 
 @probe
 def classifier_forward(nb, seed, hidden, classes, pool, n, t):
-    """The logits of LSTMClassifier(hidden, classes, pool) in float64 with seeded weights, for a batch [n, t]."""
+    """The logits of LSTMClassifier(hidden, classes, pool) in float64 with seeded weights, for a batch [n, t]
+    (pool None: LSTMClassifier(hidden, classes), the default pool)."""
     import torch
-    model = nb.LSTMClassifier(hidden, classes, pool).double()
+    model = (nb.LSTMClassifier(hidden, classes) if pool is None else nb.LSTMClassifier(hidden, classes, pool)).double()
     shapes = seeded_weights(nb, model, seed)
     g = torch.Generator().manual_seed(seed + 1)
     return {"state_dict": shapes, "logits": model(torch.randn(n, t, generator=g, dtype=torch.float64))}
@@ -98,7 +99,7 @@ def bigram_case(nb, alphas):
     train = ["abc", "a", "cab", "eed", "dd", "bead", "ace"]
     val = ["ebb", "da", "c", "abcde"]
     counts = nb.bigram_counts(train, stoi)
-    out = {"counts": counts.long(), "shape": list(counts.shape)}
+    out = {"counts": counts.long(), "shape": list(counts.shape), "dtype": str(counts.dtype)}
     if alphas:
         out.update(nll={str(a): float(nb.bigram_nll(counts, val, stoi, alpha=a)) for a in alphas},
                    nll_train=float(nb.bigram_nll(counts, train, stoi, alpha=1.0)),
@@ -427,7 +428,7 @@ def accelerator_case(nb, seed):
 def check_classifier(student, reference, seed, hidden, classes, pool, n, t):
     found = student(classifier_forward, seed=seed, hidden=hidden, classes=classes, pool=pool, n=n, t=t)
     expected = reference(classifier_forward, seed=seed, hidden=hidden, classes=classes, pool=pool, n=n, t=t)
-    model = f"LSTMClassifier({hidden}, {classes}, {pool!r})"
+    model = f"LSTMClassifier({hidden}, {classes}" + (")" if pool is None else f", {pool!r})")
     assert_close(found["state_dict"], expected["state_dict"], atol=0, rtol=0,
                  what=f"{model}'s state_dict (names and shapes of its tensors)")
     assert_close(found["logits"], expected["logits"], atol=1e-10, rtol=1e-8,
@@ -464,6 +465,13 @@ def test_classifier_max_over_time(student, reference, seed):
 
 
 @pytest.mark.exercise("sequence_classifier")
+def test_classifier_default_pool(student, reference, seed):
+    """LSTMClassifier(hidden_size, num_classes), with no pool given, uses the default pool="last": with the same weights, its logits are those of the classifier reading the last hidden state."""
+    for hidden, classes, n, t in [(8, 4, 3, 7), (5, 10, 1, 40)]:
+        check_classifier(student, reference, seed, hidden, classes, None, n, t)
+
+
+@pytest.mark.exercise("sequence_classifier")
 def test_classifier_trains_on_mnist1d(student, seed):
     """LSTMClassifier(64, 10, "max") trained for 8 epochs (Adam with a one-cycle schedule up to 1e-2, clipping at 1, batches of 64, the grader's own loop) must reach at least 92% test accuracy on MNIST-1D within 40 s of CPU (the reference: 95-97% in about 3 s)."""
     found = student(mnist1d_lstm_run, seed=seed, timeout=150)
@@ -479,11 +487,13 @@ def test_classifier_trains_on_mnist1d(student, seed):
 
 @pytest.mark.exercise("bigram_baseline")
 def test_bigram_counts(student, reference):
-    """bigram_counts reads each name as '.' + name + '.' and counts N[current, next]: a [V, V] table of integers, the start and the end of every name included."""
+    """bigram_counts reads each name as '.' + name + '.' and counts N[current, next]: a [V, V] table of integers (int64), the start and the end of every name included."""
     found = student(bigram_case, alphas=[])
     expected = reference(bigram_case, alphas=[])
     check(found["shape"] == expected["shape"],
           f"the counts have shape {found['shape']}, expected {expected['shape']} ([V, V])")
+    check(found["dtype"] == "torch.int64", f"the counts are {found['dtype']}, expected torch.int64 (whole numbers "
+                                           "of occurrences)")
     assert_close(found["counts"], expected["counts"], atol=0, rtol=0,
                  what="the bigram counts of ['abc', 'a', 'cab', 'eed', 'dd', 'bead', 'ace'] "
                       "(row: current token, column: next)")

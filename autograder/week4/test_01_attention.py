@@ -83,6 +83,44 @@ def attention_case(nb, seed, q_shape, k_shape, v_shape, mask_kind="none", mask_s
 
 
 @probe
+def softmax_forbidden(nb, seed):
+    """nb.softmax (rows of scores up to 1e3 in size) and nb.scaled_dot_product_attention (with a random mask) on
+    float64 inputs while PyTorch's softmax (torch.softmax, F.softmax, torch.special.softmax, Tensor.softmax) raises
+    when called: which of them they called, the first error, and their outputs."""
+    import torch
+    import torch.nn.functional as F
+    x = gaussians(seed, [[5, 7]])[0] * torch.logspace(0, 3, 5, dtype=torch.float64)[:, None]
+    q, k, v = gaussians(seed + 1, [[2, 5, 4], [2, 6, 4], [2, 6, 3]])
+    mask = make_mask(seed, "random", [5, 6])
+    owners = [(torch, "torch."), (F, "F."), (torch.special, "torch.special."), (torch.Tensor, "Tensor.")]
+    saved = [(owner, label, vars(owner).get("softmax")) for owner, label in owners]
+    called = []
+
+    def forbid(label):
+        def raiser(*args, **kwargs):
+            called.append(label)
+            raise RuntimeError(f"{label} may not be used here")
+        return raiser
+
+    for owner, label, _ in saved:
+        owner.softmax = forbid(label + "softmax")
+    error, rows, out, weights = "", torch.zeros(0), torch.zeros(0), torch.zeros(0)
+    try:
+        rows = torch.as_tensor(nb.softmax(x.clone(), dim=-1)).to(torch.float64)
+        out, weights = nb.scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), mask)
+        out, weights = torch.as_tensor(out).to(torch.float64), torch.as_tensor(weights).to(torch.float64)
+    except Exception as exc:                       # reported: a forbidden call, or the student's own error
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    finally:
+        for owner, _, value in saved:
+            if value is None:
+                delattr(owner, "softmax")          # Tensor.softmax is inherited: remove the one set here
+            else:
+                owner.softmax = value
+    return {"called": sorted(set(called)), "error": error, "rows": rows, "out": out, "weights": weights}
+
+
+@probe
 def attention_grads(nb, seed, q_shape, k_shape, v_shape, mask_kind):
     """Gradients of nb.scaled_dot_product_attention's output for a random upstream gradient, and autograd's
     through F.scaled_dot_product_attention."""
@@ -304,15 +342,18 @@ def mha_case(nb, seed, n_embd, n_head, n, T, mask_kind="none", bias=True):
 
 @probe
 def positions_case(nb, cases):
-    """nb.sinusoidal_positions(T, d) for each [T, d], and the formula of Vaswani et al. in float64."""
+    """nb.sinusoidal_positions(T, d) for each [T, d] (its dtype, then its values in float64), and the formula of
+    Vaswani et al. in float64."""
     import torch
-    found, formula = [], []
+    found, formula, dtypes = [], [], []
     for T, d in cases:
-        found.append(torch.as_tensor(nb.sinusoidal_positions(T, d)).to(torch.float64))
+        pe = torch.as_tensor(nb.sinusoidal_positions(T, d))
+        dtypes.append(str(pe.dtype))
+        found.append(pe.to(torch.float64))
         pos = torch.arange(T, dtype=torch.float64)[:, None]
         angle = pos / 10000 ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
         formula.append(torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(T, d))
-    return {"found": found, "formula": formula}
+    return {"found": found, "formula": formula, "dtypes": dtypes}
 
 
 @probe
@@ -397,6 +438,21 @@ def test_softmax_is_stable(student, reference, seed):
     for name in ("rows", "along_1"):
         assert_close(found[name], found[f"torch_{name}"], atol=1e-12, rtol=1e-10,
                      what=f"softmax ({'dim=-1, scores up to 1e4 and some -inf' if name == 'rows' else 'dim=1 of a 3-D tensor'}) next to torch.softmax")
+
+
+@pytest.mark.exercise("attention")
+def test_softmax_is_written_by_hand(student, reference, seed):
+    """softmax is written by hand and the attention uses it: neither may call PyTorch's own softmax (torch.softmax, F.softmax or x.softmax), which is only there to compare with."""
+    found = student(softmax_forbidden, seed=seed)
+    check(not found["called"], f"softmax or scaled_dot_product_attention called {', '.join(found['called'])}: compute "
+                               "the softmax yourself and use your softmax in the attention")
+    check(not found["error"], f"softmax or scaled_dot_product_attention failed: {found['error']}")
+    expected = reference(softmax_forbidden, seed=seed)
+    assert_close(found["rows"], expected["rows"], atol=1e-12, rtol=1e-10,
+                 what="softmax of rows of scores up to 1e3 in size (dim=-1)")
+    assert_close({"out": found["out"], "weights": found["weights"]},
+                 {"out": expected["out"], "weights": expected["weights"]}, atol=1e-10, rtol=1e-10,
+                 what="scaled_dot_product_attention for q [2, 5, 4], k [2, 6, 4], v [2, 6, 3] with a random mask")
 
 
 @pytest.mark.exercise("attention")
@@ -632,9 +688,12 @@ def test_multi_head_gradients(student, reference, seed):
 
 @pytest.mark.exercise("cross_attention")
 def test_sinusoidal_positions(student):
-    """PE[pos, 2i] = sin(pos / 10000^(2i/d)) on the even features and PE[pos, 2i+1] = cos(pos / 10000^(2i/d)) on the odd ones, positions counted from 0: the exponent is 2i/d, the same for both members of a pair."""
+    """sinusoidal_positions(T, d) is a float32 [T, d] table: PE[pos, 2i] = sin(pos / 10000^(2i/d)) on the even features and PE[pos, 2i+1] = cos(pos / 10000^(2i/d)) on the odd ones, positions counted from 0: the exponent is 2i/d, the same for both members of a pair."""
     cases = [[7, 6], [1, 4], [50, 16], [13, 10], [3, 2]]
     found = student(positions_case, cases=cases)
+    for (T, d), dtype in zip(cases, found["dtypes"], strict=True):
+        check(dtype == "torch.float32", f"sinusoidal_positions({T}, {d}) returned {dtype}, expected torch.float32 "
+                                        "(the dtype of the embeddings it is added to)")
     for (T, d), f, e in zip(cases, found["found"], found["formula"]):
         check(f.shape == e.shape, f"sinusoidal_positions({T}, {d}) has shape {list(f.shape)}, expected [{T}, {d}]")
         assert_close(f, e, atol=1e-4, rtol=0, what=f"sinusoidal_positions({T}, {d})")

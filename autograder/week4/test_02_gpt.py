@@ -102,6 +102,40 @@ def layernorm_case(nb, seed, shape, eps, use_torch=False):
 
 
 @probe
+def layernorm_forbidden(nb, seed, shape, eps):
+    """layernorm_case for the notebook's LayerNorm while PyTorch's layer norm (F.layer_norm, torch.layer_norm,
+    torch.native_layer_norm and nn.LayerNorm's forward) raises when called: which of them it called, the first
+    error, and the output and gradients."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    saved = [(F, "layer_norm", "F.layer_norm"), (torch, "layer_norm", "torch.layer_norm"),
+             (torch, "native_layer_norm", "torch.native_layer_norm"), (nn.LayerNorm, "forward", "nn.LayerNorm")]
+    saved = [(owner, name, label, vars(owner)[name]) for owner, name, label in saved if name in vars(owner)]
+    called = []
+
+    def forbid(label):
+        def raiser(*args, **kwargs):
+            called.append(label)
+            raise RuntimeError(f"{label} may not be used here")
+        return raiser
+
+    for owner, name, label, _ in saved:
+        setattr(owner, name, forbid(label))
+    error, found = "", {}
+    try:
+        found = layernorm_case(nb, seed, shape, eps)
+    except Exception as exc:                       # reported: a forbidden call, or the learner's own error
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    finally:
+        for owner, name, _, value in saved:
+            setattr(owner, name, value)
+    empty = torch.zeros(0)
+    return {"called": sorted(set(called)), "error": error,
+            **{key: found.get(key, empty) for key in ("out", "grad_x", "grad_weight", "grad_bias")}}
+
+
+@probe
 def layernorm_parameters(nb, seed, C):
     """LayerNorm(C) with its defaults: its parameters (names, shapes, initial values) and its output, in float64,
     on an input whose variance (about 1e-5) is as small as the default eps."""
@@ -405,6 +439,21 @@ def test_layer_norm_matches_nn_layernorm(student, reference, seed):
         expected = reference(layernorm_case, seed=seed, shape=list(shape), eps=eps, use_torch=True)
         assert_close(found["out"], expected["out"], atol=1e-10, rtol=1e-8,
                      what=f"LayerNorm({shape[-1]}, eps={eps}) on x {list(shape)} (against nn.LayerNorm)")
+
+
+@pytest.mark.exercise("layer_norm")
+def test_layer_norm_written_by_hand(student, reference, seed):
+    """LayerNorm computes the mean, the variance and the normalization itself: it may not hand the work to PyTorch's layer norm (nn.LayerNorm, F.layer_norm), and its output and gradients are nn.LayerNorm's."""
+    shape, eps = LN_CASES[0]
+    found = student(layernorm_forbidden, seed=seed, shape=list(shape), eps=eps)
+    check(not found["called"], f"LayerNorm called {', '.join(found['called'])}: compute the normalization with "
+                               "tensor operations of your own")
+    check(not found["error"], f"LayerNorm failed: {found['error']}")
+    expected = reference(layernorm_case, seed=seed, shape=list(shape), eps=eps, use_torch=True)
+    assert_close({k: found[k] for k in ("out", "grad_x", "grad_weight", "grad_bias")},
+                 {k: expected[k] for k in ("out", "grad_x", "grad_weight", "grad_bias")}, atol=1e-9, rtol=1e-7,
+                 what=f"LayerNorm({shape[-1]}, eps={eps})'s output and gradients on x {list(shape)} (against "
+                      "nn.LayerNorm)")
 
 
 @pytest.mark.exercise("layer_norm")
