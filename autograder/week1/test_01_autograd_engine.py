@@ -594,6 +594,22 @@ def test_activation_gradients_match_torch(student, reference, seed):
                      what="the gradients of the expression nodes (torch.autograd gives the expected ones)")
 
 
+@pytest.mark.exercise("activations")
+def test_relu_derivative_at_zero(student, reference, seed):
+    """relu has no derivative at exactly x = 0, and the notebook takes it to be 0 there: relu(0) = 0, and an input
+    of exactly 0 gets nothing from out.grad (an input above 0 gets all of it, one below 0 nothing)."""
+    rng = random.Random(seed)
+    cases = [{"op": "relu", "x": [x0, round(rng.uniform(0.3, 1.8), 6)],
+              "pre": [round(rng.uniform(0.1, 1.0) * rng.choice([-1, 1]), 6) for _ in range(2)],
+              "g": round(rng.uniform(0.5, 2.0) * rng.choice([-1, 1]), 6)}
+             for x0 in (0.0, 0.0, round(rng.uniform(0.2, 2.0), 6), -round(rng.uniform(0.2, 2.0), 6))]
+    found = student(local_backward, cases=cases)
+    expected = reference(local_backward, cases=cases)
+    assert_close(found[:2], expected[:2], atol=ATOL, rtol=RTOL,
+                 what="relu's value and its input's gradient at x = 0 (the input's .grad held something already)")
+    assert_close(found, expected, atol=ATOL, rtol=RTOL, what="relu's values and input gradients at 0, above and below")
+
+
 # -- backprop -------------------------------------------------------------------------------------------------
 @pytest.mark.exercise("backprop")
 def test_backward_random_graphs_match_torch(student, reference, seed):

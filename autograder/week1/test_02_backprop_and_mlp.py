@@ -27,17 +27,25 @@ def linear_case(nb, seed, n, d_in, d_out):
 
 
 @probe
-def relu_case(nb, seed, shape):
-    """ReLU forward/backward at inputs kept at least 0.05 away from 0, with a random upstream gradient."""
+def relu_case(nb, seed, shape, zeros=False):
+    """ReLU forward/backward at inputs kept at least 0.05 away from 0 (with `zeros`, every third entry exactly 0),
+    with a random upstream gradient; also the arguments as each call left them."""
     import torch
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(*shape, generator=g, dtype=torch.float64)
     x = x + 0.05 * torch.where(x >= 0, 1.0, -1.0).to(x.dtype)     # no exact (or near) zeros
+    if zeros:
+        x.view(-1)[::3] = 0.0
     dout = torch.randn(*shape, generator=g, dtype=torch.float64)
     given = x.clone()
     out = nb.relu_forward(given)
-    dx = nb.relu_backward(dout.clone(), x.clone())
-    return {"out": out, "dx": dx, "input_after_forward": given}
+    x_given, dout_given = x.clone(), dout.clone()
+    dx = nb.relu_backward(dout_given, x_given)
+    result = {"out": out, "dx": dx, "input_after_forward": given,
+              "x_after_backward": x_given, "dout_after_backward": dout_given}
+    if zeros:
+        result["dx_at_zero"] = torch.as_tensor(dx)[x == 0]
+    return result
 
 
 @probe
@@ -49,9 +57,12 @@ def sigmoid_case(nb, seed, shape):
     x.view(-1)[0] = -40.0
     x.view(-1)[-1] = 40.0
     dout = torch.randn(*shape, generator=g, dtype=torch.float64)
-    s = nb.sigmoid_forward(x.clone())
-    dx = nb.sigmoid_backward(dout.clone(), torch.sigmoid(x))
-    return {"s": s, "dx": dx}
+    x_given = x.clone()
+    s = nb.sigmoid_forward(x_given)
+    dout_given, s_given = dout.clone(), torch.sigmoid(x)
+    dx = nb.sigmoid_backward(dout_given, s_given)
+    return {"s": s, "dx": dx, "x_after_forward": x_given, "dout_after_backward": dout_given,
+            "s_after_backward": s_given}
 
 
 @probe
@@ -67,6 +78,20 @@ def softmax_ce_case(nb, seed, n, c, scale, dtype="float64", row_offsets=0.0):
     y = torch.randint(0, c, (n,), generator=g)
     loss, dlogits = nb.softmax_cross_entropy(logits.clone(), y.clone())
     return {"loss": float(loss), "dlogits": torch.as_tensor(dlogits).to(torch.float64)}
+
+
+@probe
+def softmax_ce_loss_kind(nb, seed):
+    """What softmax_cross_entropy returns as the loss on random float64 logits: its type, its shape, its value."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    logits = 2 * torch.randn(6, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (6,), generator=g)
+    loss, dlogits = nb.softmax_cross_entropy(logits.clone(), y.clone())
+    is_tensor = isinstance(loss, torch.Tensor)
+    return {"type": type(loss).__name__, "is_tensor": is_tensor, "shape": list(loss.shape) if is_tensor else None,
+            "loss": torch.as_tensor(loss, dtype=torch.float64).detach().reshape(-1),
+            "dlogits": torch.as_tensor(dlogits, dtype=torch.float64)}
 
 
 @probe
@@ -129,6 +154,21 @@ def mlp_shapes(nb, sizes, activation, n):
     return {"n_params": sum(p.numel() for p in model.parameters()),
             "n_linear": sum(isinstance(m, torch.nn.Linear) for m in model.modules()),
             "shape": list(out.shape)}
+
+
+@probe
+def mlp_net_layers(nb, sizes, activation):
+    """What MLP(sizes, activation) keeps in `self.net`: the container's type and the layers it holds, in order."""
+    import torch
+    model = nb.MLP(sizes, activation)
+    has_net = hasattr(model, "net")
+    net = getattr(model, "net", None)
+    layers = None
+    if isinstance(net, torch.nn.Module):
+        layers = [f"Linear({m.in_features}, {m.out_features})" if isinstance(m, torch.nn.Linear) else type(m).__name__
+                  for m in net.children()]
+    return {"has_net": has_net, "net": type(net).__name__, "is_sequential": isinstance(net, torch.nn.Sequential),
+            "layers": layers}
 
 
 @probe
@@ -297,29 +337,53 @@ def test_relu_forward(student, reference, seed):
 
 @pytest.mark.exercise("activations")
 def test_relu_backward(student, reference, seed):
-    """relu_backward(dout, x) passes dout through where the INPUT x was positive and gives 0 elsewhere."""
+    """relu_backward(dout, x) passes dout through where the INPUT x was positive and gives 0 elsewhere, without
+    modifying dout or x in place."""
     for shape in ([6, 5], [1, 7], [2, 3, 4]):
         found = student(relu_case, seed=seed, shape=shape)
         expected = reference(relu_case, seed=seed, shape=shape)
+        for name in ("dout", "x"):
+            assert_close(found[f"{name}_after_backward"], expected[f"{name}_after_backward"], atol=0, rtol=0,
+                         what=f"the {name} passed to relu_backward (it must not be changed in place)")
         assert_close(found["dx"], expected["dx"], atol=1e-12, rtol=0,
                      what=f"relu_backward's dx for shape {shape} (random upstream gradient)")
 
 
 @pytest.mark.exercise("activations")
+def test_relu_backward_at_zero(student, reference, seed):
+    """At an input of exactly 0 ReLU has no derivative, and the notebook (like PyTorch) takes it to be 0 there:
+    relu_backward gives 0 wherever x == 0, whatever dout is."""
+    for shape in ([6, 5], [1, 7]):
+        found = student(relu_case, seed=seed, shape=shape, zeros=True)
+        expected = reference(relu_case, seed=seed, shape=shape, zeros=True)
+        assert_close(found["dx_at_zero"], expected["dx_at_zero"], atol=0, rtol=0,
+                     what=f"relu_backward's dx at the inputs equal to 0 (shape {shape}, random upstream gradient)")
+        assert_close(found["dx"], expected["dx"], atol=1e-12, rtol=0,
+                     what=f"relu_backward's dx for shape {shape}, some inputs exactly 0")
+
+
+@pytest.mark.exercise("activations")
 def test_sigmoid_forward(student, reference, seed):
-    """sigmoid_forward computes 1 / (1 + exp(-x)); it must give 0 and 1 (not nan) at x = -40 and 40."""
+    """sigmoid_forward computes 1 / (1 + exp(-x)), without modifying x in place; it must give 0 and 1 (not nan) at
+    x = -40 and 40."""
     found = student(sigmoid_case, seed=seed, shape=[5, 3])
     expected = reference(sigmoid_case, seed=seed, shape=[5, 3])
+    assert_close(found["x_after_forward"], expected["x_after_forward"], atol=0, rtol=0,
+                 what="the tensor passed to sigmoid_forward (it must not be changed in place)")
     check(is_finite(found["s"]), "sigmoid_forward returned nan or inf: check very negative and very positive x")
     assert_close(found["s"], expected["s"], atol=1e-12, rtol=1e-10, what="sigmoid_forward's output")
 
 
 @pytest.mark.exercise("activations")
 def test_sigmoid_backward(student, reference, seed):
-    """sigmoid_backward(dout, s) receives the OUTPUT s = sigmoid(x): the local derivative is s * (1 - s), times dout."""
+    """sigmoid_backward(dout, s) receives the OUTPUT s = sigmoid(x): the local derivative is s * (1 - s), times dout;
+    neither dout nor s may be modified in place."""
     for shape in ([5, 3], [1, 4]):
         found = student(sigmoid_case, seed=seed, shape=shape)
         expected = reference(sigmoid_case, seed=seed, shape=shape)
+        for name in ("dout", "s"):
+            assert_close(found[f"{name}_after_backward"], expected[f"{name}_after_backward"], atol=0, rtol=0,
+                         what=f"the {name} passed to sigmoid_backward (it must not be changed in place)")
         assert_close(found["dx"], expected["dx"], atol=1e-12, rtol=1e-10,
                      what=f"sigmoid_backward's dx for shape {shape} (random upstream gradient)")
 
@@ -336,6 +400,21 @@ def test_softmax_ce_values(student, reference, seed):
         expected = reference(softmax_ce_case, seed=seed, n=n, c=c, scale=3.0)
         assert_close(found, expected, atol=1e-10, rtol=1e-8,
                      what=f"softmax_cross_entropy on {n} examples of {c} classes (loss, dlogits)")
+
+
+@pytest.mark.exercise("softmax_cross_entropy")
+def test_softmax_ce_loss_is_0dim_tensor(student, reference, seed):
+    """The loss comes back as a 0-dim torch tensor (shape []), like the losses of torch.nn: not a Python number,
+    not a tensor of shape [1]. Its value is still the mean cross-entropy."""
+    found = student(softmax_ce_loss_kind, seed=seed)
+    check(found["is_tensor"], f"softmax_cross_entropy returned the loss as a {found['type']}, expected a 0-dim "
+                              "torch tensor")
+    check(found["shape"] == [], f"the loss returned by softmax_cross_entropy has shape {found['shape']}, expected "
+                                "a 0-dim tensor (shape [])")
+    expected = reference(softmax_ce_loss_kind, seed=seed)
+    assert_close({"loss": found["loss"], "dlogits": found["dlogits"]},
+                 {"loss": expected["loss"], "dlogits": expected["dlogits"]}, atol=1e-10, rtol=1e-8,
+                 what="softmax_cross_entropy on 6 examples of 4 classes (loss, dlogits)")
 
 
 @pytest.mark.exercise("softmax_cross_entropy")
@@ -417,6 +496,20 @@ def test_mlp_parameters_and_shape(student, reference):
         found = student(mlp_shapes, sizes=sizes, activation=activation, n=n)
         expected = reference(mlp_shapes, sizes=sizes, activation=activation, n=n)
         assert_close(found, expected, atol=0, rtol=0, what=f"MLP({sizes}, {activation!r}) on a batch of {n}")
+
+
+@pytest.mark.exercise("mlp_module")
+def test_mlp_layers_in_sequential_net(student, reference):
+    """MLP keeps its layers in the attribute `self.net`, an nn.Sequential that holds the nn.Linear layers and the
+    activations themselves, in the order the forward pass applies them."""
+    for sizes, activation, _ in MLP_CONFIGS:
+        found = student(mlp_net_layers, sizes=sizes, activation=activation)
+        expected = reference(mlp_net_layers, sizes=sizes, activation=activation)
+        check(found["has_net"], f"MLP({sizes}, {activation!r}) has no attribute `net`: keep the layers in self.net")
+        check(found["is_sequential"], f"MLP({sizes}, {activation!r}).net is a {found['net']}, expected an "
+                                      "nn.Sequential")
+        assert_close(found["layers"], expected["layers"], atol=0, rtol=0,
+                     what=f"the modules held by MLP({sizes}, {activation!r}).net, in order")
 
 
 @pytest.mark.exercise("mlp_module")
