@@ -133,15 +133,18 @@ def numgrad_case(nb, seed):
 
 @probe
 def relative_error_case(nb, seed):
-    """relative_error on random tensors, on a tensor and itself, and on both scaled by 1e6."""
+    """relative_error on random tensors, on a tensor and itself, on both scaled by 1e6 and by 1e-3 (norms below
+    1), and on two zero tensors (where only the 1e-12 floor keeps the quotient defined)."""
     import torch
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(5, 3, generator=g, dtype=torch.float64)
     b = a + 0.1 * torch.randn(5, 3, generator=g, dtype=torch.float64)
     r = nb.relative_error(a, b)
+    zero = torch.zeros(5, 3, dtype=torch.float64)
     return {"a_b": float(r), "a_a": float(nb.relative_error(a, a.clone())),
-            "scaled": float(nb.relative_error(1e6 * a, 1e6 * b)),
-            "opposite": float(nb.relative_error(a, -a)), "is_float": isinstance(r, float)}
+            "scaled": float(nb.relative_error(1e6 * a, 1e6 * b)), "small": float(nb.relative_error(1e-3 * a, 1e-3 * b)),
+            "opposite": float(nb.relative_error(a, -a)), "zeros": float(nb.relative_error(zero, zero.clone())),
+            "is_float": isinstance(r, float)}
 
 
 @probe
@@ -277,13 +280,25 @@ def train_history(nb, seed):
             "x_test": full["x_test"], "y_test": full["y_test"]}
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
-    history = nb.train(model, data, epochs=3, lr=3e-3, batch_size=32, seed=seed, progress=False)
+    scope, epochs = nb.train.__globals__, []       # the losses each call of the notebook's train_epoch returned
+    train_epoch = scope["train_epoch"]
+
+    def recorded(*args, **kwargs):
+        losses = train_epoch(*args, **kwargs)
+        epochs.append([float(v) for v in losses])
+        return losses
+
+    scope["train_epoch"] = recorded
+    try:
+        history = nb.train(model, data, epochs=3, lr=3e-3, batch_size=32, seed=seed, progress=False)
+    finally:
+        scope["train_epoch"] = train_epoch
     after = {name: float(nb.evaluate(model, data[f"x_{name}"], data[f"y_{name}"])) for name in ("val", "test", "train")}
     with torch.no_grad():  # what the trained model has learned, measured here, whatever evaluate does
         learned = float((model(data["x_val"]).argmax(1) == data["y_val"]).float().mean())
     return {"keys": sorted(history), "loss": [float(v) for v in history["loss"]],
             "val_acc": [float(v) for v in history.get("val_acc", [])], "evaluate_after": after,
-            "learned": learned}
+            "learned": learned, "step_losses": epochs}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -472,13 +487,15 @@ def test_numerical_gradient_matches_autograd(student, reference, seed):
 
 @pytest.mark.exercise("gradient_check")
 def test_relative_error(student, reference, seed):
-    """relative_error(a, b) = ||a - b|| / max(||a|| + ||b||, 1e-12), returned as a Python float; it does not change when both are scaled."""
+    """relative_error(a, b) = ||a - b|| / max(||a|| + ||b||, 1e-12), returned as a Python float; it does not change when both are scaled, up or down, and it is defined for two zero tensors."""
     found = student(relative_error_case, seed=seed)
     expected = reference(relative_error_case, seed=seed)
     check(found["is_float"], "relative_error should return a Python float (use .item())")
-    assert_close({k: found[k] for k in ("a_b", "a_a", "scaled", "opposite")},
-                 {k: expected[k] for k in ("a_b", "a_a", "scaled", "opposite")},
-                 atol=1e-12, rtol=1e-9, what="relative_error")
+    check(found["zeros"] == expected["zeros"], f"relative_error of two zero tensors is {found['zeros']}, expected "
+                                               f"{expected['zeros']}: ||a|| + ||b|| is 0 there")
+    keys = ("a_b", "a_a", "scaled", "small", "opposite", "zeros")
+    assert_close({k: found[k] for k in keys}, {k: expected[k] for k in keys}, atol=1e-12, rtol=1e-9,
+                 what="relative_error")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -579,7 +596,8 @@ def test_train_epoch_steps(student, reference, seed):
 
 @pytest.mark.exercise("training_loop")
 def test_train_history(student, seed):
-    """train returns {"loss": [...], "val_acc": [...]} with one entry per epoch; val_acc is evaluate(model,
+    """train returns {"loss": [...], "val_acc": [...]} with one entry per epoch, each epoch one call of train_epoch
+    and its loss the mean of that epoch's step losses; val_acc is evaluate(model,
     data["x_val"], data["y_val"]) after each epoch: the validation data, never the test or the training data.
     And the model learns: after 3 epochs it classifies at least half of the validation digits (the reference
     reaches 84% to 96%)."""
@@ -590,6 +608,10 @@ def test_train_history(student, seed):
           f"after 3 epochs the history holds {len(found['loss'])} losses and {len(found['val_acc'])} "
           "accuracies, expected 3 of each")
     check(is_finite(found["loss"]), f"training losses {found['loss']} are not finite")
+    check(len(found["step_losses"]) == 3, f"train called train_epoch {len(found['step_losses'])} times for 3 epochs")
+    means = [sum(losses) / len(losses) for losses in found["step_losses"]]
+    assert_close(found["loss"], means, atol=1e-9, rtol=1e-7,
+                 what="history['loss'] next to the mean of the losses each epoch's train_epoch returned")
     last, after = found["val_acc"][-1], found["evaluate_after"]
     if abs(last - after["val"]) > 1e-9:
         on = [name for name in ("test", "train") if abs(last - after[name]) <= 1e-9]
