@@ -94,7 +94,9 @@ def toy_vocabulary(nb):
 @probe
 def bigram_case(nb, alphas):
     """bigram_counts of a few names over the toy vocabulary, and bigram_nll of other names (with pairs never
-    seen in the counts) for each alpha (none: bigram_nll is not called)."""
+    seen in the counts) for each alpha (none: bigram_nll is not called), and under a table of counts whose rows
+    and columns have different sums (counts made from names have equal ones)."""
+    import torch
     stoi = toy_vocabulary(nb)
     train = ["abc", "a", "cab", "eed", "dd", "bead", "ace"]
     val = ["ebb", "da", "c", "abcde"]
@@ -104,6 +106,8 @@ def bigram_case(nb, alphas):
         out.update(nll={str(a): float(nb.bigram_nll(counts, val, stoi, alpha=a)) for a in alphas},
                    nll_train=float(nb.bigram_nll(counts, train, stoi, alpha=1.0)),
                    is_float=isinstance(nb.bigram_nll(counts, val, stoi, alpha=1.0), float))
+        lopsided = torch.randint(0, 6, (len(stoi), len(stoi)), generator=torch.Generator().manual_seed(0))
+        out["nll_lopsided"] = float(nb.bigram_nll(lopsided, val, stoi, alpha=0.5))
     return out
 
 
@@ -512,6 +516,9 @@ def test_bigram_nll(student, reference):
                  what="bigram_nll of ['ebb', 'da', 'c', 'abcde'] for alpha 1.0, 0.1 and 2.5")
     assert_close(found["nll_train"], expected["nll_train"], atol=1e-6, rtol=1e-5,
                  what="bigram_nll of the training names themselves (alpha 1)")
+    assert_close(found["nll_lopsided"], expected["nll_lopsided"], atol=1e-6, rtol=1e-5,
+                 what="bigram_nll of ['ebb', 'da', 'c', 'abcde'] under random counts whose rows and columns have "
+                      "different sums (alpha 0.5)")
 
 
 # ---------------------------------------------------------------------------------------------------------
