@@ -16,3 +16,32 @@ def seeded_weights(nb, model, seed):
             fan_in = t[0].numel() if t.dim() > 1 else 4
             t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float64) / math.sqrt(fan_in))
     return {name: list(t.shape) for name, t in sorted(model.state_dict().items())}
+
+
+@probe
+def forbidding(nb, targets, run):
+    """run() while every target, (owner, attribute name, label), raises when called; each is put back after.
+    ->  (the labels of those called, sorted; the first error run raised, "" if none; what run returned)."""
+    called = []
+
+    def forbid(label):
+        def raiser(*args, **kwargs):
+            called.append(label)
+            raise RuntimeError(f"{label} may not be used here")
+        return raiser
+
+    saved = [(owner, name, vars(owner).get(name)) for owner, name, _ in targets]
+    for owner, name, label in targets:
+        setattr(owner, name, forbid(label))
+    error, out = "", None
+    try:
+        out = run()
+    except Exception as exc:                       # reported: a forbidden call, or the student's own error
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    finally:
+        for owner, name, value in saved:
+            if value is None:
+                delattr(owner, name)               # inherited (Tensor.softmax): remove the one set here
+            else:
+                setattr(owner, name, value)
+    return sorted(set(called)), error, out

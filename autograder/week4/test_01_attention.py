@@ -10,6 +10,7 @@ are tested on PyTorch's "meta" device, which every machine has.
 import pytest
 
 from course.testing import assert_close, check, is_finite, probe
+from probes import forbidding
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -92,32 +93,17 @@ def softmax_forbidden(nb, seed):
     x = gaussians(seed, [[5, 7]])[0] * torch.logspace(0, 3, 5, dtype=torch.float64)[:, None]
     q, k, v = gaussians(seed + 1, [[2, 5, 4], [2, 6, 4], [2, 6, 3]])
     mask = make_mask(seed, "random", [5, 6])
-    owners = [(torch, "torch."), (F, "F."), (torch.special, "torch.special."), (torch.Tensor, "Tensor.")]
-    saved = [(owner, label, vars(owner).get("softmax")) for owner, label in owners]
-    called = []
+    targets = [(owner, "softmax", label + "softmax")
+               for owner, label in ((torch, "torch."), (F, "F."), (torch.special, "torch.special."), (torch.Tensor, "Tensor."))]
 
-    def forbid(label):
-        def raiser(*args, **kwargs):
-            called.append(label)
-            raise RuntimeError(f"{label} may not be used here")
-        return raiser
-
-    for owner, label, _ in saved:
-        owner.softmax = forbid(label + "softmax")
-    error, rows, out, weights = "", torch.zeros(0), torch.zeros(0), torch.zeros(0)
-    try:
+    def run():
         rows = torch.as_tensor(nb.softmax(x.clone(), dim=-1)).to(torch.float64)
         out, weights = nb.scaled_dot_product_attention(q.clone(), k.clone(), v.clone(), mask)
-        out, weights = torch.as_tensor(out).to(torch.float64), torch.as_tensor(weights).to(torch.float64)
-    except Exception as exc:                       # reported: a forbidden call, or the student's own error
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-    finally:
-        for owner, _, value in saved:
-            if value is None:
-                delattr(owner, "softmax")          # Tensor.softmax is inherited: remove the one set here
-            else:
-                owner.softmax = value
-    return {"called": sorted(set(called)), "error": error, "rows": rows, "out": out, "weights": weights}
+        return rows, torch.as_tensor(out).to(torch.float64), torch.as_tensor(weights).to(torch.float64)
+
+    called, error, found = forbidding(nb, targets, run)
+    rows, out, weights = found or (torch.zeros(0),) * 3
+    return {"called": called, "error": error, "rows": rows, "out": out, "weights": weights}
 
 
 @probe
