@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,6 +115,30 @@ class Group:
                         break
                     self.kill()
                     time.sleep(0.01)
+
+    def remove_soon(self) -> None:
+        """Kill what is left in the group now, and remove it once its processes have exited (a killed
+        process that has imported torch takes tens of milliseconds to go), while grading goes on."""
+        self.kill()
+        _removals().put(self)
+
+
+_removal_queue: queue.SimpleQueue[Group] | None = None
+
+
+def _removals() -> queue.SimpleQueue[Group]:
+    """The groups waiting to be removed, and the thread that removes them (what it has not removed when
+    the grader exits, the watchdog does)."""
+    global _removal_queue
+    if _removal_queue is None:
+        _removal_queue = queue.SimpleQueue()
+        threading.Thread(target=_remove_queued, args=(_removal_queue,), daemon=True).start()
+    return _removal_queue
+
+
+def _remove_queued(pending: queue.SimpleQueue[Group]) -> None:
+    while True:
+        pending.get().remove()
 
 
 class Controllers:

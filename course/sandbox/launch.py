@@ -321,7 +321,7 @@ class WorkerProcess:
         if self.group is not None:
             peak = self.group.peak_bytes()
             self.peak_mb = round(peak / 2**20, 1) if peak is not None else None
-            self.group.remove()
+            self.group.remove_soon()
 
 
 class PopenWorker(WorkerProcess):
