@@ -110,7 +110,8 @@ def audit_notebook(
     release = notebooks.read(paths.release)
     # the reference traced (which functions and globals each test's probes reach), and the release
     first: dict[str, Path | None] = {"reference": paths.source, "release": paths.release}
-    done = pipeline.grade_notebook(course, nb, first, seed, workers, focus={"reference": Focus(trace=True)})
+    # two notebooks: graded here, where a share of a class would pay a new process's start for one of them
+    done = pipeline.grade_notebook(course, nb, first, seed, 1, focus={"reference": Focus(trace=True)})
     results = {r.student: r for r in done}
     reference = results["reference"]
     ref_cells = _by_label(prepare(paths.source, release, nb).cells)
@@ -139,7 +140,8 @@ def audit_notebook(
             planned[label] = null
             if null.scope != "notebook" and not every_test:
                 focus[label] = Focus(only=callers)
-        done = pipeline.grade_notebook(course, nb, files, seed, workers, focus=focus)
+        shards = _shards_worth(workers, reference, focus, files)
+        done = pipeline.grade_notebook(course, nb, files, seed, shards, focus=focus)
         results.update((r.student, r) for r in done)
     rows = [Row(label, variants.get(label), results[label]) for label in ["reference", "release", *files]]
     for row in rows:
@@ -170,6 +172,25 @@ def audit_notebook(
                     "(list them under also: if they build on this exercise)"
                 )
     return audit
+
+
+SHARD_START_SECONDS = 5.0  # what a share of the variants pays for a process of its own: torch, its fork server
+
+
+def _shards_worth(
+    workers: int, reference: NotebookResult, focus: dict[str, Focus], files: dict[str, Path | None]
+) -> int:
+    """As many shards as pay for their start: the variants' tests, timed on the reference, spread over
+    `workers` processes must save more than a new process costs to start."""
+    seconds = {t.name: t.seconds for t in reference.tests}
+    if len(reference.tests) > 2:  # the first test also paid for loading the notebook and the solutions
+        first = reference.tests[0].name
+        seconds[first] = min(seconds[first], sorted(seconds.values())[len(seconds) // 2])
+    work = sum(
+        sum(s for name, s in seconds.items() if (f := focus.get(label)) is None or f.only is None or name in f.only)
+        for label in files
+    )
+    return max(1, min(workers, int(work // SHARD_START_SECONDS)))
 
 
 def tests_reaching(
@@ -433,7 +454,8 @@ def mutation_audit(
             nbformat.write(catalog.apply(source, [m.variant()]), str(file))
             if (only := tests_reaching(reference, ref_cells, _by_label(prepare(file, release, nb).cells))) is not None:
                 focus[m.id] = Focus(only=only)
-        results = {r.student: r for r in pipeline.grade_notebook(course, nb, files, seed, workers, focus=focus)}
+        shards = _shards_worth(workers, reference, focus, files)
+        results = {r.student: r for r in pipeline.grade_notebook(course, nb, files, seed, shards, focus=focus)}
     for mid, result in results.items():
         if mid in focus:
             _complete(result, reference, focus[mid].only or frozenset())

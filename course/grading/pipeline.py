@@ -272,6 +272,7 @@ def run_suite(
         namer=diagnosis.MistakeNamer(mistakes, references, grading.test_timeout),
     )
     sys.modules.pop("probes", None)  # the shared probes of this course, not of one graded before
+    before = set(sys.modules)
     code = pytest.main(
         [
             str(paths.suite),
@@ -287,11 +288,20 @@ def run_suite(
         ],
         plugins=[plugin],
     )
+    # pytest (--import-mode=importlib) would hand the next run in this process the suite modules of this one,
+    # whatever course directory or suite file that run grades
+    for name in set(sys.modules) - before:
+        if _within(getattr(sys.modules[name], "__file__", None), course.files.autograder):
+            del sys.modules[name]
     if plugin.problems:
         raise CourseError(plugin.problems[0])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise CourseError(f"{paths.suite}: the hidden suite did not run (pytest exit status {int(code)})")
     return list(results.values())
+
+
+def _within(file: str | None, folder: Path) -> bool:
+    return file is not None and Path(file).resolve().is_relative_to(folder.resolve())
 
 
 def _start_worker(course: Course) -> Callable[[Candidate], WorkerLike]:
@@ -366,21 +376,18 @@ def _run_in_shards(
             relay = threading.Thread(target=_relay, args=(events, progress), daemon=True)
             relay.start()
         pool = stack.enter_context(
-            concurrent.futures.ProcessPoolExecutor(shards, mp_context=context, initializer=_die_with_parent)
+            concurrent.futures.ProcessPoolExecutor(shards - 1, mp_context=context, initializer=_die_with_parent)
         )
         try:
-            done = pool.map(
-                _shard,
-                [course] * shards,
-                [notebook] * shards,
-                parts,
-                [seed] * shards,
-                [journal] * shards,
-                [fingerprint] * shards,
-                [events] * shards,
-                [focus] * shards,
-            )
-            return [NotebookResult.from_json(notebook, data) for part in done for data in part]
+            others = [
+                pool.submit(_shard, course, notebook, part, seed, journal, fingerprint, events, focus)
+                for part in parts[1:]
+            ]
+            # the first share is graded here: this process has imported torch and started its fork server
+            # already, or will reuse them for the next notebook; a new process pays both again
+            here_progress = progress if events is None else lambda s, graded: events.put((s, graded))
+            here = run_suite(course, notebook, parts[0], seed, journal, fingerprint, here_progress, focus=focus)
+            return here + [NotebookResult.from_json(notebook, data) for f in others for data in f.result()]
         finally:
             if relay and events is not None:
                 events.put(None)
