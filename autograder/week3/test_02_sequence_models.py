@@ -7,6 +7,7 @@ CharLSTM trained by the student's loop must beat a bigram baseline on held-out n
 The sampler is tested on stand-in models: exactly near temperature 0 (greedy), statistically at 0.5, 1 and 2.
 """
 import math
+import re
 
 import pytest
 
@@ -425,6 +426,28 @@ def accelerator_case(nb, seed):
     return {"error": error, "names": names, "on_cpu": list(on_cpu), "first": first, "p_first": p_first}
 
 
+
+@probe
+def sampling_on_gpu_case(nb, seed):
+    """sample() from stand_in_lm(seed, 7 tokens) moved to cuda:0 (course.devices.FakeGPU, CUDA's device rules on
+    the CPU), with a CPU generator: the DeviceMismatch it met (None when it ran) and the names; and the names the
+    same stand-in gives on the CPU with a generator of the same seed."""
+    import torch
+
+    from course.devices import DeviceMismatch, FakeGPU
+    itos = {0: ".", 1: "a", 2: "b", 3: "c", 4: "d", 5: "e", 6: "f"}
+    mismatch, names = None, None
+    with FakeGPU() as gpu:
+        model = gpu.put(stand_in_lm(nb, seed, 7, 5, 8, 1.5))  # not .to(): the LSTM would ask cuDNN for its weights
+        try:
+            names = list(nb.sample(model, itos, num_samples=20, temperature=1.0, max_len=5,
+                                   generator=torch.Generator().manual_seed(seed)))
+        except DeviceMismatch as e:
+            mismatch = str(e)
+    on_cpu = nb.sample(stand_in_lm(nb, seed, 7, 5, 8, 1.5), itos, num_samples=20, temperature=1.0, max_len=5,
+                       generator=torch.Generator().manual_seed(seed))
+    return {"mismatch": mismatch, "names": names, "on_cpu": list(on_cpu)}
+
 # ---------------------------------------------------------------------------------------------------------
 # the sequence classifier
 # ---------------------------------------------------------------------------------------------------------
@@ -698,3 +721,16 @@ def test_sampling_from_a_model_on_a_gpu(student, seed):
                                              "on the CPU with a generator of the same seed: every draw should come "
                                              "from the generator, on the CPU")
     within_sampling_error(found["first"], found["p_first"], "the first token drawn from a model on a GPU")
+
+
+@pytest.mark.exercise("sampling")
+def test_sampled_tokens_live_on_the_models_device(student, seed):
+    """With the model's parameters on a GPU, the start tokens are made on the model's device (torch.zeros(..., device=device)) and each drawn token goes back to it (drawn.to(device)) before it is fed to the model; the names are those the same model gives on the CPU."""
+    found = student(sampling_on_gpu_case, seed=seed)
+    check(found["mismatch"] is None,
+          "sample() met a tensor on the CPU together with one on cuda:0, for a model whose parameters are on cuda:0. "
+          "On a GPU, PyTorch says: "
+          f"{re.split(r'! |[.] A tensor', str(found['mismatch']))[0]}. The start tokens belong on the model's "
+          "device (device=device), each token is drawn on the CPU and moved back with drawn.to(device)")
+    check(found["names"] == found["on_cpu"], "sample() gave other names for a model on a GPU than for the same "
+                                             "model on the CPU with a generator of the same seed")
