@@ -100,7 +100,18 @@ def _compare_numbers(found: Any, expected: Any, where: str, atol: float, rtol: f
     worst = np.unravel_index(int(np.argmax(gap)), gap.shape) if gap.ndim else ()
     at = f" at index {list(map(int, worst))}" if gap.ndim else ""
     scope = f"{int(bad.sum())} of {bad.size} values differ; " if bad.size > 1 else ""
-    out.append(f"{where}: {scope}expected {_fmt(e[worst].item())}, found {_fmt(f[worst].item())}{at}")
+    expected_text, found_text = _apart(e[worst].item(), f[worst].item())
+    out.append(f"{where}: {scope}expected {expected_text}, found {found_text}{at}")
+
+
+def _apart(expected: Any, found: Any) -> tuple[str, str]:
+    """Both numbers with 6 significant digits, or with as many more as it takes to show that they differ."""
+    if isinstance(expected, float) and isinstance(found, float) and expected != found:
+        for digits in range(6, 18):
+            a, b = f"{expected:.{digits}g}", f"{found:.{digits}g}"
+            if a != b:
+                return a, b
+    return _fmt(expected), _fmt(found)
 
 
 def differences(found: Any, expected: Any, *, atol: float = 1e-6, rtol: float = 1e-5) -> list[str]:

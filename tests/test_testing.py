@@ -50,3 +50,12 @@ def test_an_array_where_a_string_or_none_was_expected_is_a_difference():
 
     assert differences(np.zeros(2), None) and differences(np.zeros(2), "relu") and differences(1, True)
     assert differences(None, None) == [] and differences("relu", "relu") == []
+
+
+def test_values_that_differ_past_six_digits_print_enough_digits_to_show_it():
+    with pytest.raises(AssertionError) as caught:
+        assert_close(-10.308812345, -10.30881, atol=0, rtol=1e-9)
+    assert "expected -10.30881, found -10.308812" in str(caught.value)
+    with pytest.raises(AssertionError) as caught:
+        assert_close(0.5, 0.25)
+    assert "expected 0.25, found 0.5" in str(caught.value)
