@@ -10,7 +10,7 @@ are tested on PyTorch's "meta" device, which every machine has.
 import pytest
 
 from course.testing import assert_close, check, is_finite, probe
-from probes import forbidding
+from probes import device_mixing, forbidding
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -215,38 +215,6 @@ def causality_case(nb, seed, kind, n_embd, size, T):
     return {"finite": bool(torch.isfinite(base).all()),
             "nan_rows": torch.isnan(base).any(dim=(0, 2)).nonzero().flatten().tolist(),
             "before": before, "at": at, "out": base}
-
-
-@probe
-def device_mixing():
-    """A torch function mode that records every torch function called with tensors (of one dimension or more) on
-    more than one device: what would fail on a GPU, seen on the CPU and PyTorch's "meta" device."""
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    def tensors(x):
-        if isinstance(x, torch.Tensor):
-            yield x
-        elif isinstance(x, (list, tuple)):
-            for y in x:
-                yield from tensors(y)
-        elif isinstance(x, dict):
-            for y in x.values():
-                yield from tensors(y)
-
-    class Mixing(TorchFunctionMode):
-        def __init__(self):
-            super().__init__()
-            self.mixed = []
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            devices = sorted({t.device.type for t in tensors((args, kwargs)) if t.dim() > 0})
-            if len(devices) > 1:
-                self.mixed.append(f"{getattr(func, '__name__', str(func))} on {' and '.join(devices)}")
-            return func(*args, **kwargs)
-
-    return Mixing()
 
 
 @probe

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from course.testing import assert_close, check, is_finite, probe
-from probes import forbidding
+from probes import device_mixing, forbidding
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -255,38 +255,6 @@ def gpt_causality(nb, seed, cfg, T, t):
         after, _ = model(changed)
     diff = (after - before).abs()
     return {"per_position": diff[0].amax(dim=-1), "other_sequence": float(diff[1].max())}
-
-
-@probe
-def device_mixing():
-    """A torch function mode that records every torch function called with tensors (of one dimension or more) on
-    more than one device: what would fail on a GPU, seen on the CPU and PyTorch's "meta" device."""
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    def tensors(x):
-        if isinstance(x, torch.Tensor):
-            yield x
-        elif isinstance(x, (list, tuple)):
-            for y in x:
-                yield from tensors(y)
-        elif isinstance(x, dict):
-            for y in x.values():
-                yield from tensors(y)
-
-    class Mixing(TorchFunctionMode):
-        def __init__(self):
-            super().__init__()
-            self.mixed = []
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            devices = sorted({t.device.type for t in tensors((args, kwargs)) if t.dim() > 0})
-            if len(devices) > 1:
-                self.mixed.append(f"{getattr(func, '__name__', str(func))} on {' and '.join(devices)}")
-            return func(*args, **kwargs)
-
-    return Mixing()
 
 
 @probe

@@ -18,6 +18,7 @@ import pytest
 import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 from course.testing import assert_close, check, probe
+from probes import device_mixing
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -345,38 +346,6 @@ def seq2seq_properties(nb, seed, cfg, lengths, T, t):
             "before": float(moved[:, :t].max()) if t else 0.0, "at_and_after": float(moved[:, t:].amax(dim=-1).min()),
             "padding": float(padded.max()) if padded is not None else 0.0,
             "digit_min": float(digit.amax(dim=-1).min())}
-
-
-@probe
-def device_mixing():
-    """A torch function mode that records every torch function called with tensors (of one dimension or more) on
-    more than one device: what would fail on a GPU, seen on the CPU and the "meta" device."""
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    def tensors(x):
-        if isinstance(x, torch.Tensor):
-            yield x
-        elif isinstance(x, (list, tuple)):
-            for y in x:
-                yield from tensors(y)
-        elif isinstance(x, dict):
-            for y in x.values():
-                yield from tensors(y)
-
-    class Mixing(TorchFunctionMode):
-        def __init__(self):
-            super().__init__()
-            self.mixed = []
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            devices = sorted({t.device.type for t in tensors((args, kwargs)) if t.dim() > 0})
-            if len(devices) > 1:
-                self.mixed.append(f"{getattr(func, '__name__', str(func))} on {' and '.join(devices)}")
-            return func(*args, **kwargs)
-
-    return Mixing()
 
 
 @probe
