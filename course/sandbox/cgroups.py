@@ -5,8 +5,9 @@ Each grading process keeps its submissions' groups under one folder of its own,
 `<controller>/course-grading/<grader pid>/`, and a watchdog (`python -m course.sandbox.cgroups PID
 FOLDER...`, started with the first group) removes that folder when the grader ends, however it ends:
 killed, interrupted or done. A group's processes are killed as soon as its submission is graded, and the
-group is removed by a background thread once they have exited; the watchdog is for the grader that cannot. Where no group can be made (no controller mounted, none writable), grading falls
-back to the per-process limits, and says so once.
+group is removed by a background thread once they have exited; the watchdog is for the grader that cannot.
+Where no group can be made (no controller mounted, none writable), grading falls back to the per-process
+limits, and says so once.
 
 cgroup v2 is used where memory and pids are enabled on the unified hierarchy (a root at /sys/fs/cgroup, or
 a delegated subtree such as a systemd user slice, for a grader without root); cgroup v1 where those two
