@@ -70,44 +70,63 @@ class MistakeNamer:
         self.references = references
         self.time_limit = time_limit
 
-    def matches(self, item: Any, exercise: str, answers: Answers) -> tuple[str, ...]:
-        """The cataloged mistakes of this exercise that this failure matches: the reference with that
-        mistake gives the student's answers to every call the test made, or raises what the student's code
-        raised; or the test passes when it compares the student's answers with that mistaken reference."""
+    def matches(self, item: Any, exercise: str, answers: Answers) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Which cataloged mistakes of this exercise this failure matches, and which it cannot be compared
+        with. A match: the reference with that mistake gives the student's answers to every call the test
+        made, or raises what the student's code raised; or the test passes when it compares the student's
+        answers with that mistaken reference. Undecided: the comparison needed what cannot be known here (a
+        call that hung or crashed, a mistaken reference too slow to run in the grader, an exception that the
+        probe raised on both sides). Every other mistake is contradicted by this failure."""
         if not answers:
-            return ()
-        found = []
+            return (), ()
+        found, undecided = [], []
         for m in self.catalog:
             if m.exercise != exercise:  # a mistake is named at its own exercise, not where it cascades
                 continue
             mistaken = self.references.runner(item.module, m)
             same = self._same_answers(answers, mistaken, self.references.filename(m))
-            if same or self._passes_against(item, answers, mistaken):
+            if same is True or self._passes_against(item, answers, mistaken):
                 found.append(m.id)
-        return tuple(found)
+            elif same is None:
+                undecided.append(m.id)
+        return tuple(found), tuple(undecided)
 
-    def _same_answers(self, answers: Answers, mistaken: Runner, filename: str) -> bool:
+    def _same_answers(self, answers: Answers, mistaken: Runner, filename: str) -> bool | None:
+        """True: the mistaken reference answers every call as the student's code did; False: it answers one
+        otherwise; None: that cannot be told here."""
         # the calls the reference answered fastest first: the first difference ends the comparison, so a
         # mistake's long training run is reached only when every quicker answer agreed
         ordered = sorted(answers.values(), key=lambda a: self.references.seconds_of(a[0], a[1]))
+        verdict: bool | None = True
         for probe, kwargs, answer in ordered:
-            if isinstance(answer, Raised) and answer.kind in (None, "NotImplementedError"):
-                # a hang or a crash, or a stub left as released: nothing to compare (no cataloged mistake is
-                # an unwritten function), and the mistake might hang here too
-                return False
+            if isinstance(answer, Raised) and answer.kind is None:
+                verdict = None  # a hang or a crash: nothing to compare, and the mistake might hang here too
+                continue
+            if isinstance(answer, Raised) and answer.kind == "NotImplementedError":
+                return False  # a stub left as released: no cataloged mistake is an unwritten function
             try:
                 with _time_limit(self.time_limit):
                     theirs = mistaken(probe, **kwargs)
+            except _TooSlow:
+                verdict = None
+                continue
             except Exception as exc:
                 # the same exception: its type, its message and the function it came out of (a shape slip and a
-                # missing return both raise RuntimeError or TypeError; and an exception the probe raised on
-                # what came back says nothing about where the code went wrong)
-                if not (isinstance(answer, Raised) and answer.function and answer == _raised(exc, filename)):
+                # missing return both raise RuntimeError or TypeError); one that the probe raised on what came
+                # back, on both sides, says nothing about where the code went wrong
+                ours = _raised(exc, filename)
+                if not isinstance(answer, Raised) or (answer.kind, answer.message) != (ours.kind, ours.message):
+                    return False
+                if answer.function is None or ours.function is None:
+                    verdict = None
+                elif answer.function != ours.function:
                     return False
                 continue
-            if isinstance(answer, Raised) or differences(answer, theirs, atol=1e-6, rtol=1e-4):
+            if isinstance(answer, Raised) or differences(
+                _measured_out(answer), _measured_out(theirs), atol=1e-6, rtol=1e-4
+            ):
                 return False
-        return True
+        return verdict
 
     def _passes_against(self, item: Any, answers: Answers, mistaken: Runner) -> bool:
         if any(isinstance(a, Raised) for _, _, a in answers.values()):
@@ -126,11 +145,21 @@ class MistakeNamer:
         return True
 
 
+def _measured_out(answer: Any) -> Any:
+    """An answer without what a probe measured of the machine (keys that name seconds: CPU or wall time),
+    which says nothing about the code."""
+    if isinstance(answer, dict):
+        return {k: _measured_out(v) for k, v in answer.items() if not (isinstance(k, str) and "seconds" in k)}
+    return answer
+
+
 def per_exercise(result: NotebookResult, mistakes: list[Variant]) -> dict[str, list[str]]:
-    """Per exercise, the cataloged mistakes that every failure matched by some mistake agrees on. (A
-    failure that no mistake matches, a timing test for one, does not veto the others.) No name is given
-    where the exercise builds on another that lost points too (a cataloged mistake of that one lists this
-    exercise under `also:`): the failures may come from there."""
+    """Per exercise, the cataloged mistakes that every failure of the exercise allows: one failure at least
+    matches the mistake, and none contradicts it (a failure that the mistake does not explain says the
+    submission is not, or not only, that mistake; one that cannot be compared with it, a hang for one, says
+    nothing). A name is given only when it accounts for everything that went wrong in the exercise. No name
+    is given where the exercise builds on another that lost points too (a cataloged mistake of that one lists
+    this exercise under `also:`): the failures may come from there."""
     says = {m.id: m.says for m in mistakes}
     builds_on: dict[str, set[str]] = {}
     for m in mistakes:
@@ -141,8 +170,10 @@ def per_exercise(result: NotebookResult, mistakes: list[Variant]) -> dict[str, l
     for ex in lost:
         if builds_on.get(ex, set()) & (lost - {ex}):
             continue
-        matched = [set(t.mistakes) for t in result.tests if t.exercise == ex and not t.passed and t.mistakes]
-        common = set.intersection(*matched) if matched else set()
+        failed = [t for t in result.tests if t.exercise == ex and not t.passed]
+        # a name every failure allows (matches, or cannot be compared with), and one failure at least matches
+        allowed = [set(t.mistakes) | set(t.undecided) for t in failed]
+        common = set.intersection(*allowed) & {m for t in failed for m in t.mistakes} if failed else set()
         if common:
             out[ex] = [says[m] for m in sorted(common)]
     return out

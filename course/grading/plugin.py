@@ -185,12 +185,13 @@ class GradingPlugin:
             cid = _submission(item)
             self.recorded[cid].add(_key(item))
             named: tuple[str, ...] = ()
+            undecided: tuple[str, ...] = ()
             if report.passed:
                 output = "passed"
             elif isinstance(exc, AssertionError):
                 output = str(exc) or "a check failed"
                 if report.when == "call" and self.namer:
-                    named = self.namer.matches(item, exercise, getattr(item, "student_answers", {}))
+                    named, undecided = self.namer.matches(item, exercise, getattr(item, "student_answers", {}))
             else:
                 output = (
                     f"the grader could not check the result: {type(exc).__name__}: {exc} "
@@ -210,6 +211,7 @@ class GradingPlugin:
                     round(report.duration, 3),
                     sorted(reached.functions),
                     sorted(reached.names),
+                    list(undecided),
                 )
             )
 

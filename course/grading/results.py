@@ -42,6 +42,7 @@ class TestResult:
     # name"), and the globals they looked up
     reached: list[str] = field(default_factory=list)
     names_used: list[str] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)  # mistakes this failure cannot be compared with (a hang)
 
     @property
     def cells_reached(self) -> set[str]:
@@ -110,6 +111,7 @@ class NotebookResult:
                     "output": t.output,
                     "hint": t.hint,
                     "mistakes": t.mistakes,
+                    "undecided": t.undecided,
                     "seconds": t.seconds,
                     **_trace(t),
                 }
@@ -145,6 +147,7 @@ class NotebookResult:
                 t.get("seconds", 0.0),
                 t.get("reached", []),
                 t.get("names_used", []),
+                t.get("undecided", []),
             )
             for t in data["tests"]
         ]
