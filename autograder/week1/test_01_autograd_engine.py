@@ -469,7 +469,8 @@ def hinge_loss_values(nb, seed):
 
 @probe
 def accuracy_values(nb, seed):
-    """accuracy() of an MLP with weights set by the probe, on random points and labels."""
+    """accuracy() of an MLP with weights set by the probe, on random points and labels; then of a stand-in model
+    whose score is the point's first coordinate, with scores of both signs on both sides of 1 in size."""
     import random
     rng = random.Random(seed)
     model = nb.MLP(2, [4, 1])
@@ -479,6 +480,9 @@ def accuracy_values(nb, seed):
         X = [[rng.uniform(-2, 2), rng.uniform(-2, 2)] for _ in range(n)]
         y = [rng.choice([-1, 1]) for _ in range(n)]
         out.append(float(nb.accuracy(model, X, y)))
+    X = [[0.5, 0.0], [-0.5, 0.0], [2.0, 0.0], [-3.0, 0.0], [0.25, 0.0], [-0.75, 0.0]]
+    y = [1, -1, 1, 1, 1, -1]
+    out.append(float(nb.accuracy(lambda x: nb.Value(x[0]), X, y)))
     return out
 
 
@@ -724,7 +728,8 @@ def test_accuracy(student, reference, seed):
     """accuracy returns the *fraction* (0 to 1) of the points whose score model(x).data has the sign of the label."""
     found = student(accuracy_values, seed=seed)
     expected = reference(accuracy_values, seed=seed)
-    assert_close(found, expected, atol=1e-12, rtol=0, what="the accuracies (on 1, 5 and 23 points)")
+    assert_close(found, expected, atol=1e-12, rtol=0,
+                 what="the accuracies (on 1, 5 and 23 points, then on 6 points whose scores are given)")
 
 
 @pytest.mark.exercise("training")
