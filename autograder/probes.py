@@ -51,18 +51,9 @@ def forbidding(nb, targets, run):
 def device_mixing():
     """A torch function mode that records every torch function called with tensors (of one dimension or more) on
     more than one device: what would fail on a GPU, seen on the CPU and PyTorch's "meta" device."""
-    import torch
     from torch.overrides import TorchFunctionMode
 
-    def tensors(x):
-        if isinstance(x, torch.Tensor):
-            yield x
-        elif isinstance(x, (list, tuple)):
-            for y in x:
-                yield from tensors(y)
-        elif isinstance(x, dict):
-            for y in x.values():
-                yield from tensors(y)
+    from course.devices import tensors
 
     class Mixing(TorchFunctionMode):
         def __init__(self):

@@ -53,7 +53,7 @@ def on_gpu(x: Any) -> bool:
 
 def _mark(x: Any, value: bool = True) -> Any:
     """Mark every tensor in `x` (nested tuples, lists and dicts included); returns `x`."""
-    for t in _tensors(x):
+    for t in tensors(x):
         try:
             setattr(t, _MARK, value)
         except (AttributeError, RuntimeError):  # a tensor subclass that refuses attributes
@@ -61,15 +61,16 @@ def _mark(x: Any, value: bool = True) -> Any:
     return x
 
 
-def _tensors(x: Any) -> Iterator[torch.Tensor]:
+def tensors(x: Any) -> Iterator[torch.Tensor]:
+    """Every tensor in `x`: a tensor, or nested lists, tuples and dicts of them."""
     if isinstance(x, torch.Tensor):
         yield x
     elif isinstance(x, (list, tuple)):
         for v in x:
-            yield from _tensors(v)
+            yield from tensors(v)
     elif isinstance(x, dict):
         for v in x.values():
-            yield from _tensors(v)
+            yield from tensors(v)
 
 
 def _is_gpu(device: Any) -> bool:
@@ -165,8 +166,8 @@ class FakeGPU(TorchFunctionMode):
                 )
             kwargs["device"] = CPU
             return _mark(func(*args, **kwargs))
-        tensors = list(_tensors(list(args))) + list(_tensors(list(kwargs.values())))
-        gpu = [t for t in tensors if on_gpu(t)]
+        given = list(tensors(list(args))) + list(tensors(list(kwargs.values())))
+        gpu = [t for t in given if on_gpu(t)]
         if not gpu or name in _ANY_DEVICES:
             return func(*args, **kwargs)
         if name in _INDEXING:
@@ -177,7 +178,7 @@ class FakeGPU(TorchFunctionMode):
                     + str(_mismatch("an index", target, _name(func))).split("! ", 1)[1]
                 )
         else:
-            for t in tensors:
+            for t in given:
                 if not on_gpu(t) and t.dim() > 0:
                     raise _mismatch(f"a tensor of shape {_shape(gpu[0])}", t, _name(func))
         result = func(*args, **kwargs)
