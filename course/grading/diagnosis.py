@@ -75,8 +75,9 @@ class MistakeNamer:
         with. A match: the reference with that mistake gives the student's answers to every call the test
         made, or raises what the student's code raised; or the test passes when it compares the student's
         answers with that mistaken reference. Undecided: the comparison needed what cannot be known here (a
-        call that hung or crashed, a mistaken reference too slow to run in the grader, an exception that the
-        probe raised on both sides). Every other mistake is contradicted by this failure."""
+        call that hung or crashed, a mistaken reference too slow to run in the grader, the same exception, type
+        and message, where the probe raised it on one side at least). Every other mistake is contradicted by
+        this failure."""
         if not answers:
             return (), ()
         found, undecided = [], []
@@ -112,8 +113,8 @@ class MistakeNamer:
                 continue
             except Exception as exc:
                 # the same exception: its type, its message and the function it came out of (a shape slip and a
-                # missing return both raise RuntimeError or TypeError); one that the probe raised on what came
-                # back, on both sides, says nothing about where the code went wrong
+                # missing return both raise RuntimeError or TypeError); where the probe raised it on what came
+                # back, on either side, it says nothing about where the code went wrong
                 ours = _raised(exc, filename)
                 if not isinstance(answer, Raised) or (answer.kind, answer.message) != (ours.kind, ours.message):
                     return False
