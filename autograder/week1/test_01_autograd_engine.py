@@ -470,7 +470,8 @@ def hinge_loss_values(nb, seed):
 @probe
 def accuracy_values(nb, seed):
     """accuracy() of an MLP with weights set by the probe, on random points and labels; then of a stand-in model
-    whose score is the point's first coordinate, with scores of both signs on both sides of 1 in size."""
+    whose score is the point's first coordinate, with scores of both signs on both sides of 1 in size, and of exactly
+    0 (which predicts -1)."""
     import random
     rng = random.Random(seed)
     model = nb.MLP(2, [4, 1])
@@ -482,6 +483,10 @@ def accuracy_values(nb, seed):
         out.append(float(nb.accuracy(model, X, y)))
     X = [[0.5, 0.0], [-0.5, 0.0], [2.0, 0.0], [-3.0, 0.0], [0.25, 0.0], [-0.75, 0.0]]
     y = [1, -1, 1, 1, 1, -1]
+    out.append(float(nb.accuracy(lambda x: nb.Value(x[0]), X, y)))
+    # a score of exactly 0 predicts -1: right for the first two points, wrong for the third
+    X = [[0.0, 1.0], [0.0, -2.0], [0.0, 0.5], [1.5, 0.0]]
+    y = [-1, -1, 1, 1]
     out.append(float(nb.accuracy(lambda x: nb.Value(x[0]), X, y)))
     return out
 
@@ -725,11 +730,13 @@ def test_hinge_loss(student, reference, seed):
 
 @pytest.mark.exercise("training")
 def test_accuracy(student, reference, seed):
-    """accuracy returns the *fraction* (0 to 1) of the points whose score model(x).data has the sign of the label."""
+    """accuracy returns the *fraction* (0 to 1) of the points predicted right, the prediction being +1 when the score
+    model(x).data is > 0 and -1 otherwise (a score of exactly 0 predicts -1)."""
     found = student(accuracy_values, seed=seed)
     expected = reference(accuracy_values, seed=seed)
     assert_close(found, expected, atol=1e-12, rtol=0,
-                 what="the accuracies (on 1, 5 and 23 points, then on 6 points whose scores are given)")
+                 what="the accuracies (on 1, 5 and 23 points, then on 6 points whose scores are given, then on 4 "
+                      "points, 3 of them scored exactly 0)")
 
 
 @pytest.mark.exercise("training")

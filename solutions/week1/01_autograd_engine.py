@@ -331,7 +331,7 @@ def train(model, X, y, steps=100, lr=0.1, progress=False):
 
 
 def accuracy(model, X, y):
-    """Fraction of the points whose score has the sign of their label: a float in [0, 1]."""
+    """Fraction of the points predicted right (+1 when model(x).data > 0, else -1): a float in [0, 1]."""
     ### BEGIN SOLUTION
     correct = [(model(x).data > 0) == (yi > 0) for x, yi in zip(X, y)]
     return sum(correct) / len(correct)
