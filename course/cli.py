@@ -378,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="grade the mechanical mutants of each reference instead (operators swapped, constants off by one, "
         "dim changed, statements deleted, ...): each must lose points or be listed, with its reason, in "
-        "autograder/A/equivalent/NB.yaml; prints per exercise the mutants generated, killed, equivalent, surviving",
+        "autograder/A/equivalent/NB.yaml; prints per exercise the mutants generated, killed, equivalent, "
+        "other designs (of an open-design exercise, kept full marks) and surviving",
     )
     au.add_argument(
         "--sample",

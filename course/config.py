@@ -34,6 +34,9 @@ class Exercise:
     title: str
     points: float
     manual: bool = False
+    # graded by what the submission achieves (an architecture of the student's own within a budget), not by
+    # answers equal to the reference's: a mutant of its reference that keeps full marks is another design
+    open_design: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,12 +230,13 @@ def load(root: Path | None = None) -> Course:
             exercises: list[Exercise] = []
             for j, edata in enumerate(ndata["exercises"]):
                 ekey = f"{nkey}.exercises[{j}]"
-                r.mapping(edata, ekey, {"id", "title", "points", "manual"}, {"id", "title", "points"})
+                r.mapping(edata, ekey, {"id", "title", "points", "manual", "open_design"}, {"id", "title", "points"})
                 ex = Exercise(
                     id=r.get(edata, "id", ekey, str, "an identifier"),
                     title=r.get(edata, "title", ekey, str, "a title"),
                     points=float(r.get(edata, "points", ekey, (int, float), "a number of points")),
                     manual=r.get(edata, "manual", ekey, bool, "true or false", False),
+                    open_design=r.get(edata, "open_design", ekey, bool, "true or false", False),
                 )
                 if ex.points <= 0:
                     r.fail(f"{ekey}.points", "a positive number of points", ex.points)

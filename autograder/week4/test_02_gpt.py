@@ -179,7 +179,7 @@ def block_case(nb, seed, cfg, x_shape, compose=False):
 def gpt_modules(nb, cfg):
     """GPT(config): its state_dict entries outside the blocks and ln_f (names and shapes), its parameter count
     there, whether ln_f is the notebook's LayerNorm, whether lm_head has a bias, whether lm_head's weight is wte's,
-    and how many distinct blocks it has."""
+    the sizes wte and wpe were built with, and how many distinct blocks it has."""
     import torch
     torch.manual_seed(0)
     model = nb.GPT(make_config(nb, cfg))
@@ -193,6 +193,9 @@ def gpt_modules(nb, cfg):
             "ln_f": isinstance(getattr(model, "ln_f", None), nb.LayerNorm),
             "head_bias": getattr(head, "bias", None) is not None,
             "tied": head is not None and wte is not None and head.weight is wte.weight,
+            # what the embeddings were built as: tying replaces wte's weight, not its sizes
+            "built": {name: [getattr(m, "num_embeddings", None), getattr(m, "embedding_dim", None)]
+                      for name, m in (("wte", wte), ("wpe", getattr(model, "wpe", None)))},
             "blocks": len(blocks), "distinct_blocks": len({id(b) for b in blocks})}
 
 
@@ -524,6 +527,11 @@ def test_gpt_modules_and_weight_tying(student, reference):
         check(not found["head_bias"], "lm_head should be nn.Linear(n_embd, vocab_size, bias=False)")
         check(found["tied"], "lm_head.weight should be the same tensor as wte.weight (weight tying: "
                              "self.wte.weight = self.lm_head.weight)")
+        for name, rows in (("wte", "vocab_size"), ("wpe", "block_size")):
+            check(found["built"][name] == expected["built"][name],
+                  f"{name} was built as nn.Embedding(num_embeddings={found['built'][name][0]}, "
+                  f"embedding_dim={found['built'][name][1]}); expected nn.Embedding({rows}, n_embd) = "
+                  f"nn.Embedding({expected['built'][name][0]}, {expected['built'][name][1]})")
         check(found["blocks"] == cfg["n_layer"] and found["distinct_blocks"] == cfg["n_layer"],
               f"{label} has {found['blocks']} blocks, {found['distinct_blocks']} of them distinct; expected "
               f"{cfg['n_layer']} different Block objects (a list [Block(config)] * n repeats ONE block)")

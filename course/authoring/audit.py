@@ -354,11 +354,17 @@ class MutantRow:
     result: NotebookResult | None  # None: not graded (not in the sample)
     equivalent: mutants.Equivalent | None
     cataloged: bool  # its code is a cataloged mistake's
+    open_design: bool = False  # a mutant of an exercise graded by outcome: keeping full marks is another design
 
     @property
     def killed(self) -> bool:
         r = self.result
         return bool(r and (r.problem or r.score < r.max_score))
+
+    @property
+    def survives(self) -> bool:
+        """Graded, kept full marks, and not listed as equivalent."""
+        return self.result is not None and not self.killed and self.equivalent is None
 
     @property
     def names(self) -> list[str]:
@@ -382,7 +388,8 @@ class MutationAudit:
             "graded": len(graded),
             "killed": sum(r.killed for r in graded),
             "equivalent": sum(r.equivalent is not None for r in rows),
-            "surviving": sum(not r.killed and r.equivalent is None for r in graded),
+            "other design": sum(r.survives and r.open_design for r in graded),
+            "surviving": sum(r.survives and not r.open_design for r in graded),
             # a mistake named for a mutant whose code is not that mistake's: right or wrong, for a person to judge
             "named": sum(bool(r.names) and not r.cataloged for r in graded),
         }
@@ -404,7 +411,7 @@ class MutationAudit:
             c = self.counts(ex)
             lines.append(f"{ex or 'total':<{width}}" + "".join(f"{c[k]:>15}" for k in cols))
         for r in self.rows:
-            if r.result is not None and not r.killed and r.equivalent is None:
+            if r.survives and not r.open_design:
                 lines.append(
                     f"  surviving {r.mutant.id} ({r.mutant.exercise}, line {r.mutant.lineno}): {r.mutant.says}"
                 )
@@ -418,7 +425,8 @@ def mutation_audit(
     course: Course, nb: Notebook, seed: int, workers: int = 1, sample: int | None = None
 ) -> MutationAudit:
     """Grade the mutants of the notebook's reference: all of them, or a fixed sample of those not listed as
-    equivalent. A mutant must lose points; a listed one must keep them all. Each runs only the tests that can
+    equivalent. A mutant must lose points; a listed one must keep them all; one of an open-design exercise (graded
+    by what the model achieves) that keeps full marks is counted as another design, and is not in the sample. Each runs only the tests that can
     tell it from the reference (`tests_reaching`)."""
     started = time.monotonic()
     paths = course.paths(nb)
@@ -434,8 +442,9 @@ def mutation_audit(
                 "longer made from the reference: remove it or update its line"
             )
     todo = list(generated.mutants)
+    open_design = {e.id for e in nb.auto_exercises if e.open_design}
     if sample is not None:
-        pool = sorted((m for m in todo if m.key not in listed), key=lambda m: m.id)
+        pool = sorted((m for m in todo if m.key not in listed and m.exercise not in open_design), key=lambda m: m.id)
         todo = random.Random(f"{nb.assignment}/{nb.name}").sample(pool, min(sample, len(pool)))
     traced = pipeline.grade_notebook(
         course, nb, {"reference": paths.source}, seed, 1, focus={"reference": Focus(trace=True)}
@@ -460,11 +469,13 @@ def mutation_audit(
         if mid in focus:
             _complete(result, reference, focus[mid].only or frozenset())
     for m in generated.mutants:
-        row = MutantRow(m, results.get(m.id), listed.get(m.key), mutants.in_catalog(m, cells, mistakes))
+        row = MutantRow(
+            m, results.get(m.id), listed.get(m.key), mutants.in_catalog(m, cells, mistakes), m.exercise in open_design
+        )
         audit.rows.append(row)
         if row.result is None:
             continue
-        if not row.killed and row.equivalent is None:
+        if row.survives and not row.open_design:
             audit.failures.append(
                 f"mutant {m.id} survives ({m.exercise}): {m.says}: write a test that it fails or, if it behaves as "
                 f"the reference on every input the exercise allows, list it in equivalent/{paths.equivalent.name}:"

@@ -147,3 +147,29 @@ def test_a_surviving_mutant_fails_the_audit_until_it_is_reviewed_as_equivalent(m
 
     sampled = audit.mutation_audit(mini, nb, seed=3, workers=2, sample=2)
     assert sampled.counts()["graded"] == 2 and all(r.equivalent is None for r in sampled.rows if r.result)
+
+
+def test_a_mutant_of_an_open_design_exercise_that_keeps_its_marks_is_another_design(mini):
+    import nbformat
+
+    from course import config, notebooks
+    from course.authoring import audit
+
+    text = (mini.root / "course.yaml").read_text()
+    marked = "{id: scale, title: Scale an array, points: 1, open_design: true}"
+    (mini.root / "course.yaml").write_text(text.replace("{id: scale, title: Scale an array, points: 1}", marked))
+    mini = config.load(mini.root)
+    nb = mini.assignment("toy").notebooks[0]
+    assert [e.id for e in nb.auto_exercises if e.open_design] == ["scale"]
+    paths = mini.paths(nb)
+    source = notebooks.read(paths.source)
+    cell = notebooks.solution_cells(source)["scale-impl"]
+    cell.source = cell.source.replace("    return np.asarray", "    k = k + 0\n    return np.asarray")
+    nbformat.write(source, str(paths.source))
+
+    found = audit.mutation_audit(mini, nb, seed=3, workers=2)
+    assert found.counts("scale")["other design"] == 2 and found.counts()["surviving"] == 0, found.table()
+    assert not found.failures, found.failures
+    assert "surviving" not in found.table().split("\n", 2)[2]  # the survivors are not listed as gaps
+    sampled = audit.mutation_audit(mini, nb, seed=3, workers=2, sample=50)
+    assert {r.mutant.exercise for r in sampled.rows if r.result} == {"add"}, sampled.table()
