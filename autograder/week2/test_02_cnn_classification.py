@@ -19,14 +19,29 @@ from probes import seeded_weights
 
 @probe
 def module_shapes(nb, cls, args, x_shape):
-    """Parameter count, state_dict shapes and output shape of the notebook's `cls`(*args) on a batch of x_shape."""
+    """Parameter count, state_dict shapes and output shape of the notebook's `cls`(*args) on a batch of x_shape,
+    and the output shape of each of its layers with parameters (conv1, conv2, fc: names fixed by the state_dict),
+    recorded on the way even when a later layer raises."""
     import torch
     torch.manual_seed(0)
     model = getattr(nb, cls)(*args)
-    out = model(torch.randn(*x_shape))
-    return {"n_params": sum(p.numel() for p in model.parameters()),
+    layers = {}
+
+    def record(name):
+        def hook(module, inputs, output):     # returns None: the output is left as it is
+            layers.setdefault(name, list(getattr(output, "shape", [])))
+        return hook
+
+    for name, child in model.named_children():
+        if any(True for _ in child.parameters()):
+            child.register_forward_hook(record(name))
+    try:
+        shape = list(model(torch.randn(*x_shape)).shape)
+    except (RuntimeError, ValueError) as e:   # a layer given the wrong shape: what it got is in `layers`
+        shape = f"{type(e).__name__}: {e}"
+    return {"layers": layers, "n_params": sum(p.numel() for p in model.parameters()),
             "state_dict": {name: list(t.shape) for name, t in sorted(model.state_dict().items())},
-            "shape": list(out.shape)}
+            "shape": shape}
 
 
 @probe

@@ -85,23 +85,28 @@ class MistakeNamer:
             if m.exercise != exercise:  # a mistake is named at its own exercise, not where it cascades
                 continue
             mistaken = self.references.runner(item.module, m)
-            same = self._same_answers(answers, mistaken, self.references.filename(m))
+            same = self._same_answers(
+                answers, mistaken, self.references.filename(m), self.references.runner(item.module)
+            )
             if same is True or self._passes_against(item, answers, mistaken):
                 found.append(m.id)
             elif same is None:
                 undecided.append(m.id)
         return tuple(found), tuple(undecided)
 
-    def _same_answers(self, answers: Answers, mistaken: Runner, filename: str) -> bool | None:
+    def _same_answers(self, answers: Answers, mistaken: Runner, filename: str, reference: Runner) -> bool | None:
         """True: the mistaken reference answers every call as the student's code did; False: it answers one
-        otherwise; None: that cannot be told here."""
+        otherwise, or it answers every call exactly as the reference does (the test failed, so whatever went
+        wrong changed an answer, and this mistake changes none); None: that cannot be told here."""
         # the calls the reference answered fastest first: the first difference ends the comparison, so a
         # mistake's long training run is reached only when every quicker answer agreed
         ordered = sorted(answers.values(), key=lambda a: self.references.seconds_of(a[0], a[1]))
         verdict: bool | None = True
+        changes_nothing = True  # so far, the mistaken reference gave the reference's own answers, bit for bit
         for probe, kwargs, answer in ordered:
             if isinstance(answer, Raised) and answer.kind is None:
                 verdict = None  # a hang or a crash: nothing to compare, and the mistake might hang here too
+                changes_nothing = False
                 continue
             if isinstance(answer, Raised) and answer.kind == "NotImplementedError":
                 return False  # a stub left as released: no cataloged mistake is an unwritten function
@@ -110,8 +115,10 @@ class MistakeNamer:
                     theirs = mistaken(probe, **kwargs)
             except _TooSlow:
                 verdict = None
+                changes_nothing = False
                 continue
             except Exception as exc:
+                changes_nothing = False
                 # the same exception: its type, its message and the function it came out of (a shape slip and a
                 # missing return both raise RuntimeError or TypeError); where the probe raised it on what came
                 # back, on either side, it says nothing about where the code went wrong
@@ -127,7 +134,8 @@ class MistakeNamer:
                 _measured_out(answer), _measured_out(theirs), atol=1e-6, rtol=1e-4
             ):
                 return False
-        return verdict
+            changes_nothing = changes_nothing and _same_as_reference(reference, probe, kwargs, theirs)
+        return False if changes_nothing else verdict
 
     def _passes_against(self, item: Any, answers: Answers, mistaken: Runner) -> bool:
         if any(isinstance(a, Raised) for _, _, a in answers.values()):
@@ -144,6 +152,16 @@ class MistakeNamer:
         except Exception:
             return False
         return True
+
+
+def _same_as_reference(reference: Runner, probe: Probe, kwargs: dict[str, Any], theirs: Any) -> bool:
+    """The reference's answer to this call is the mistaken reference's, exactly (the reference's answers are
+    cached: the test asked for them already)."""
+    try:
+        ours = reference(probe, **kwargs)
+    except Exception:
+        return False
+    return not differences(_measured_out(ours), _measured_out(theirs), atol=0, rtol=0)
 
 
 def _measured_out(answer: Any) -> Any:

@@ -35,3 +35,12 @@ def test_answers_measured_in_seconds_are_not_compared():
         "loss": 1.0,
         "inner": {},
     }
+
+
+def test_a_mistake_that_changes_none_of_the_tests_answers_is_not_what_failed_it():
+    # the student's answer is off by 1e-5: within the namer's tolerance of the reference's, outside the test's
+    namer = diagnosis.MistakeNamer([], SimpleNamespace(seconds_of=lambda probe, kwargs: 0.0), time_limit=5)
+    answers = {("probe", "{}"): ("probe", {}, 1.00001)}
+    reference = lambda probe, **kwargs: 1.0
+    assert namer._same_answers(answers, lambda probe, **kwargs: 1.0, "<m>", reference) is False
+    assert namer._same_answers(answers, lambda probe, **kwargs: 1.000012, "<m>", reference) is True
