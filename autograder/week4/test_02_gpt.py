@@ -200,6 +200,32 @@ def gpt_modules(nb, cfg):
 
 
 @probe
+def gpt_embedding_dropout(nb, seed):
+    """GPT with dropout 0.5 and one block: what its first block receives in training and in eval mode, next to
+    wte(idx) + wpe(positions) computed here from the model's own embeddings."""
+    import torch
+    torch.manual_seed(seed)
+    T, V = 8, 11
+    model = nb.GPT(make_config(nb, dict(block_size=T, vocab_size=V, n_layer=1, n_head=2, n_embd=16, dropout=0.5)))
+    model = model.double()
+    idx = torch.randint(0, V, (4, T), generator=torch.Generator().manual_seed(seed))
+    seen = []
+    hook = list(model.blocks)[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    model.train()
+    model(idx)
+    model.eval()
+    model(idx)
+    hook.remove()
+    with torch.no_grad():
+        total = model.wte(idx) + model.wpe(torch.arange(T))
+    trained, evaluated = seen
+    kept = trained != 0
+    return {"zero_fraction": float((~kept).double().mean()),
+            "kept_doubled": bool(torch.allclose(trained[kept], 2 * total[kept], atol=1e-12, rtol=1e-12)),
+            "eval_is_sum": bool(torch.allclose(evaluated, total, atol=1e-12, rtol=1e-12))}
+
+
+@probe
 def probe_block(nb, config):
     """A pre-norm block with weights of its own: PyTorch's layer norms, the notebook's (given) attention, and the
     MLP written with torch.nn.functional."""
@@ -568,6 +594,20 @@ def test_gpt_is_causal(student, seed):
                                                f"second (by up to {found['other_sequence']:.3g})")
         check(float(per_position[t:].min()) > 1e-8, f"changing token {t} left the logits at some position >= {t} "
                                                      "unchanged: the model should read the tokens")
+
+
+@pytest.mark.exercise("gpt")
+def test_gpt_dropout_on_the_sum_of_the_embeddings(student, seed):
+    """drop, nn.Dropout(dropout), is applied once, to the sum wte(idx) + wpe(positions), before the first block:
+    at dropout 0.5 in training about half of the sum's entries reach the block as 0 and the others doubled; in
+    eval mode the block gets the sum itself."""
+    found = student(gpt_embedding_dropout, seed=seed)
+    check(found["eval_is_sum"], "in eval mode the first block should receive wte(idx) + wpe(positions) itself")
+    check(0.35 <= found["zero_fraction"] <= 0.65,
+          f"with dropout 0.5, in training {found['zero_fraction']:.0%} of the entries the first block receives are "
+          "0, expected about half: x = self.drop(self.wte(idx) + self.wpe(pos))")
+    check(found["kept_doubled"], "in training, the entries dropout keeps should be the sum wte(idx) + wpe(pos) "
+                                 "scaled by 1 / (1 - 0.5): one dropout on the sum, not one on each embedding")
 
 
 @pytest.mark.exercise("gpt")
