@@ -425,9 +425,9 @@ def mutation_audit(
     course: Course, nb: Notebook, seed: int, workers: int = 1, sample: int | None = None
 ) -> MutationAudit:
     """Grade the mutants of the notebook's reference: all of them, or a fixed sample of those not listed as
-    equivalent. A mutant must lose points; a listed one must keep them all; one of an open-design exercise (graded
-    by what the model achieves) that keeps full marks is counted as another design, and is not in the sample. Each runs only the tests that can
-    tell it from the reference (`tests_reaching`)."""
+    equivalent. A mutant must lose points; a listed one must keep them all; one of an open-design exercise
+    (graded by what the model achieves) that keeps full marks is counted as another design, and is not in the
+    sample. Each runs only the tests that can tell it from the reference (`tests_reaching`)."""
     started = time.monotonic()
     paths = course.paths(nb)
     source, release = notebooks.read(paths.source), notebooks.read(paths.release)
