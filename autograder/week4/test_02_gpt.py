@@ -316,6 +316,25 @@ def param_formula(nb, configs):
 
 
 @probe
+def param_formula_builds(nb):
+    """The kinds of nn.Module built while gpt_num_params counts a small GPT (none: the count comes from the
+    sizes alone)."""
+    import torch.nn as nn
+    built, init = set(), nn.Module.__init__
+
+    def counted(self, *args, **kwargs):          # every module's __init__ reaches nn.Module's
+        built.add(type(self).__name__)
+        init(self, *args, **kwargs)
+
+    nn.Module.__init__ = counted
+    try:
+        nb.gpt_num_params(11, 16, 2, 8)
+    finally:
+        nn.Module.__init__ = init
+    return sorted(built)
+
+
+@probe
 def training_run(nb, seed):
     """The learner's GPT (1 block, 4 heads, n_embd 64, block_size 32) trained by this probe's own loop (AdamW,
     lr 4e-3, 400 steps of 32 random windows) on the first 90% of the offline pydoc text, on one thread; its loss
@@ -628,8 +647,11 @@ def test_gpt_runs_on_the_device_of_its_input(student, reference, seed):
 
 @pytest.mark.exercise("param_count")
 def test_parameter_count_formula(student, reference):
-    """gpt_num_params counts every parameter of the GPT from its sizes: the tied embedding once, the position embeddings, each of the L blocks (two layer norms, attention, the MLP, all with their biases), and ln_f; the number of heads does not appear."""
+    """gpt_num_params counts every parameter of the GPT from its sizes, building no model: the tied embedding once, the position embeddings, each of the L blocks (two layer norms, attention, the MLP, all with their biases), and ln_f; the number of heads does not appear."""
     configs = [[65, 64, 4, 128], [11, 16, 2, 8], [103, 32, 1, 7], [50257, 1024, 12, 768], [7, 12, 3, 6], [2, 1, 0, 5]]
+    built = student(param_formula_builds)
+    check(not built, f"gpt_num_params built modules ({', '.join(built)}) to count: the count should come from the "
+                     "four sizes alone, with no model built")
     found = student(param_formula, configs=configs)
     expected = reference(param_formula, configs=configs)
     check(all(found["ints"]), "gpt_num_params should return an int")
