@@ -46,12 +46,9 @@ UID_BASE = 1_000_000  # sandbox user ids live above the ids of real accounts
 ROOTLESS_UID = 1000  # without root, a submission's user id inside its own user namespace (the grader's outside)
 UIDS_PER_GRADER = 16  # ids a grading process cycles through; it never has that many workers alive at once
 # imported once by the fork server (and by each bubblewrap worker before the notebook runs): what the
-# course's notebooks import, what `torch.optim` loads the first time an optimizer is made, and what the
-# data loaders import when first called (scikit-learn's alone takes about 2 s: paid by the first probe that
-# loads data, it would count against the student's time limit, which follows the reference's warm time)
+# course's notebooks import, and what `torch.optim` loads the first time an optimizer is made
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch._dynamo", "matplotlib",
-           "matplotlib.pyplot", "tqdm.auto", "coursedata", "sklearn.datasets", "sklearn.model_selection",
-           "mnist1d.data", "course.sandbox.server")  # fmt: skip
+           "matplotlib.pyplot", "tqdm.auto", "coursedata", "course.sandbox.server")  # fmt: skip
 FORK_SERVER, BUBBLEWRAP, CONTAINER, UNSANDBOXED = "fork server", "bubblewrap", "container", "none"
 
 
