@@ -367,6 +367,11 @@ class MutantRow:
         return self.result is not None and not self.killed and self.equivalent is None
 
     @property
+    def surviving(self) -> bool:
+        """Survives where it must not: outside an open-design exercise, where it would be another design."""
+        return self.survives and not self.open_design
+
+    @property
     def names(self) -> list[str]:
         return [n for ns in self.result.diagnosis.values() for n in ns] if self.result else []
 
@@ -389,7 +394,7 @@ class MutationAudit:
             "killed": sum(r.killed for r in graded),
             "equivalent": sum(r.equivalent is not None for r in rows),
             "other design": sum(r.survives and r.open_design for r in graded),
-            "surviving": sum(r.survives and not r.open_design for r in graded),
+            "surviving": sum(r.surviving for r in graded),
             # a mistake named for a mutant whose code is not that mistake's: right or wrong, for a person to judge
             "named": sum(bool(r.names) and not r.cataloged for r in graded),
         }
@@ -411,7 +416,7 @@ class MutationAudit:
             c = self.counts(ex)
             lines.append(f"{ex or 'total':<{width}}" + "".join(f"{c[k]:>15}" for k in cols))
         for r in self.rows:
-            if r.survives and not r.open_design:
+            if r.surviving:
                 lines.append(
                     f"  surviving {r.mutant.id} ({r.mutant.exercise}, line {r.mutant.lineno}): {r.mutant.says}"
                 )
@@ -475,7 +480,7 @@ def mutation_audit(
         audit.rows.append(row)
         if row.result is None:
             continue
-        if row.survives and not row.open_design:
+        if row.surviving:
             audit.failures.append(
                 f"mutant {m.id} survives ({m.exercise}): {m.says}: write a test that it fails or, if it behaves as "
                 f"the reference on every input the exercise allows, list it in equivalent/{paths.equivalent.name}:"

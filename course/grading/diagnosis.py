@@ -81,13 +81,12 @@ class MistakeNamer:
         if not answers:
             return (), ()
         found, undecided = [], []
+        reference = self.references.runner(item.module)
         for m in self.catalog:
             if m.exercise != exercise:  # a mistake is named at its own exercise, not where it cascades
                 continue
             mistaken = self.references.runner(item.module, m)
-            same = self._same_answers(
-                answers, mistaken, self.references.filename(m), self.references.runner(item.module)
-            )
+            same = self._same_answers(answers, mistaken, self.references.filename(m), reference)
             if same is True or self._passes_against(item, answers, mistaken):
                 found.append(m.id)
             elif same is None:
