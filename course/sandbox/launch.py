@@ -46,9 +46,13 @@ UID_BASE = 1_000_000  # sandbox user ids live above the ids of real accounts
 ROOTLESS_UID = 1000  # without root, a submission's user id inside its own user namespace (the grader's outside)
 UIDS_PER_GRADER = 16  # ids a grading process cycles through; it never has that many workers alive at once
 # imported once by the fork server (and by each bubblewrap worker before the notebook runs): what the
-# course's notebooks import, and what `torch.optim` loads the first time an optimizer is made
+# course's notebooks import, what `torch.optim` loads the first time an optimizer is made, and what the
+# data loaders import when first called (scikit-learn's alone takes about 2 s: paid by the first probe that
+# loads data, it would count against the student's time limit, which follows the reference's warm time)
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch._dynamo", "matplotlib",
-           "matplotlib.pyplot", "tqdm.auto", "coursedata", "course.sandbox.server")  # fmt: skip
+           "matplotlib.pyplot", "tqdm.auto", "coursedata", "sklearn.datasets", "sklearn.model_selection",
+           "mnist1d.data", "course.sandbox.server")  # fmt: skip
+PRELOAD_MB = 2048  # what the preload may map before the worker caps its data segment at that plus memory_mb
 FORK_SERVER, BUBBLEWRAP, CONTAINER, UNSANDBOXED = "fork server", "bubblewrap", "container", "none"
 
 
@@ -66,7 +70,8 @@ def _apply_limits(limits: Limits, group: Group | None = None) -> Callable[[], No
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files,) * 2)
         # RLIMIT_AS would break `import torch`, which reserves large virtual regions; cap the data segment.
-        resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_mb << 20,) * 2)
+        # The worker lowers it to its preload plus memory_mb before any student code (server.limit_data).
+        resource.setrlimit(resource.RLIMIT_DATA, ((limits.memory_mb + PRELOAD_MB) << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         # Counted per user id: it binds once the sandbox has switched to the submission's own id. Without root,
         # the count is per user namespace: the worker lowers it once inside its own (see server.main), so that
@@ -275,12 +280,14 @@ def bound_problem() -> str | None:
     return _controllers if isinstance(_controllers, str) else None
 
 
-def _group(limits: Limits) -> cgroups.Group | None:
+def _group(limits: Limits, preloads: bool = False) -> cgroups.Group | None:
+    """The submission's control group. A worker that `preloads` imports torch and the rest itself, in the
+    group (the fork server's children share the zygote's copy instead): its memory gets room for that."""
     if bound_problem() is not None:
         return None
     assert isinstance(_controllers, cgroups.Controllers)
     try:
-        return _controllers.create(limits.memory_mb, limits.processes)
+        return _controllers.create(limits.memory_mb + (PRELOAD_MB if preloads else 0), limits.processes)
     except cgroups.GroupError:
         return None
 
@@ -380,7 +387,7 @@ def _start_process(limits: Limits, isolation: str) -> PopenWorker:
     ours, theirs = _channel()
     argv = [sys.executable, "-m", "course.sandbox.server"]
     scratch = None
-    group = _group(limits)
+    group = _group(limits, preloads=True)
     if isolation == BUBBLEWRAP:
         env, cwd = {**worker_env("/tmp"), **_rlimits_inside(limits, group)}, "/"
         command = bwrap_command(limits, _next_uid(), argv)
@@ -398,6 +405,7 @@ def _start_process(limits: Limits, isolation: str) -> PopenWorker:
         env, cwd = worker_env(scratch.name), scratch.name
         command = argv
     env["COURSE_CHANNEL"] = str(theirs)
+    env["COURSE_MEMORY_MB"] = str(limits.memory_mb)  # the worker caps its data segment with it (limit_data)
     if isolation == BUBBLEWRAP:
         env["COURSE_SWEEP"] = "1"  # alone in the sandbox's PID namespace: it may kill what a tester left
     try:

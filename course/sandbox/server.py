@@ -138,6 +138,18 @@ def preload(modules: list[str]) -> None:
             pass
 
 
+def limit_data(budget_mb: int) -> None:
+    """Cap the data segment (RLIMIT_DATA) at what is mapped now, the interpreter and the preloaded modules,
+    plus the submission's own budget: what the course imports for every notebook is not the student's
+    allocation, and a module added to the preload must not shrink every submission's memory."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        loaded_kb = next(int(line.split()[1]) for line in status if line.startswith("VmData:"))
+    limit = (loaded_kb << 10) + (budget_mb << 20)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
 # -- the tester ------------------------------------------------------------------------------------------------
 def serve_tests(sock: int, namespace: dict[str, Any]) -> None:
     """Answer the grader's probe calls until the socket closes."""
@@ -376,6 +388,7 @@ def main() -> None:
         n = int(os.environ.pop("COURSE_NPROC"))
         resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
     preload([m for m in os.environ.pop("COURSE_PRELOAD", "").split(",") if m])
+    limit_data(int(os.environ.pop("COURSE_MEMORY_MB")))
     os.environ.setdefault("MPLBACKEND", "Agg")
     sys.argv = ["notebook"]
     serve_submission(ctl, sweep)

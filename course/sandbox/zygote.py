@@ -80,8 +80,9 @@ def apply_limits(limits: dict[str, int], nproc: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 5))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] << 20,) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"],) * 2)
-    # RLIMIT_AS would break `import torch`, which reserves large virtual regions; cap the data segment
-    resource.setrlimit(resource.RLIMIT_DATA, (limits["memory_mb"] << 20,) * 2)
+    # RLIMIT_AS would break `import torch`, which reserves large virtual regions; cap the data segment above
+    # what the zygote preloaded (the child shares it copy-on-write)
+    server.limit_data(limits["memory_mb"])
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # counted per user id: the child's own id, so it counts only this submission's processes
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))

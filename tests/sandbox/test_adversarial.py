@@ -185,6 +185,7 @@ def add(a, b):
 """
 NETWORK_DNS = "import socket\ndef add(a, b):\n    return socket.getaddrinfo('pypi.org', 443)[0][4][1]"
 
+USES_ITS_MEMORY = "def add(a, b):\n    held = bytearray(600 << 20)\n    held[::4096] = b'1' * len(held[::4096])\n    return a + b"
 HUGE_FILE = "def add(a, b):\n    with open('big', 'wb') as f:\n        f.write(b'0' * (100 << 20))\n    return a + b"
 FILL_SCRATCH = """
 def add(a, b):
@@ -272,6 +273,9 @@ def hostile_batch(course, folder: Path, port: int) -> Path:
         if name == "equal-tensor":
             cells["scale-impl"] = EQUAL_ARRAY_SCALE
         submission(course, name, cells, folder=folder)
+
+    # honest, using 600 of its 1024 MB: what the sandbox preloaded (torch maps about 900 MB) is not its own
+    submission(course, "uses-its-memory", {"add-impl": USES_ITS_MEMORY, "scale-impl": GOOD_SCALE}, folder=folder)
 
     # a wrong answer whose locked test cells and nbgrader metadata were edited or deleted to claim points
     tampered = submission(course, "tampered", {"add-impl": "def add(a, b):\n    return a - b"}, folder=folder)
@@ -385,6 +389,13 @@ def test_the_honest_submission_keeps_full_marks(batch):
     results, _, _ = batch
     honest = results["honest"]
     assert honest.score == honest.max_score == 3, _report(honest)
+
+
+def test_the_memory_limit_is_the_submissions_own(batch):
+    """memory_mb bounds what the submission allocates, not what the sandbox imported for every notebook."""
+    results, _, _ = batch
+    r = results["uses-its-memory"]
+    assert r.score == r.max_score == 3, _report(r)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
