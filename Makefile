@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCKS  := requirements/test.txt requirements/browser.txt
 CODE   := course tests bench datasets/coursedata
+# pytest-xdist workers of the test targets: one per core (`make test JOBS=1` runs each suite in one process)
+JOBS   ?= $(shell nproc 2>/dev/null || echo 1)
+XDIST  := -n $(JOBS)
 
 .PHONY: setup sandbox database browser hub demo audit lint types test test-fast test-tooling test-notebooks test-browser gpu-check release lock clean
 
@@ -91,15 +94,15 @@ types: setup
 
 # the edit-test loop: lint, types, the tooling's unit tests and one small grading round trip
 test-fast: lint types
-	$(BIN)/pytest -q -m "not slow" tests --ignore=tests/browser
+	$(BIN)/pytest -q $(XDIST) --dist loadgroup -m "not slow" tests --ignore=tests/browser
 
 # unit tests of the tooling, the hidden suites against reference / release / mistakes, release/ freshness
 test-tooling: setup database hub
-	$(BIN)/pytest -q --durations=10 tests --ignore=tests/browser
+	$(BIN)/pytest -q $(XDIST) --dist loadgroup --durations=10 tests --ignore=tests/browser
 
 # the source notebooks, solutions included, run end to end
 test-notebooks: setup
-	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 --durations=20 source
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/pytest -q $(XDIST) --dist loadfile -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 --durations=20 source
 
 # a student's session in JupyterLab, in headless chromium; screenshots in screenshots/
 test-browser: setup browser

@@ -26,3 +26,10 @@ def mini(released_mini, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_ROOT", str(root))
     monkeypatch.chdir(root)
     return config.load(root)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (whole notebooks audited, hostile batches, a class graded): spread over `-n`
+    workers, the longest are taken first and the short ones fill the gaps, so no worker is left with an audit
+    while the others are done."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -2,6 +2,8 @@
 reference full marks, the untouched release zero, each cataloged mistake a loss in its exercise, and a sample of
 the mechanical mutants of each reference a loss."""
 
+import os
+
 import pytest
 
 from course import config
@@ -13,6 +15,8 @@ pytestmark = pytest.mark.slow  # grades every notebook of the course
 
 COURSE = config.load(REPO)
 NOTEBOOKS = [nb for a in COURSE.assignments.values() for nb in a.notebooks]
+# an audit's shards: the cores this test has to itself, as pytest-xdist's `-n` shares them out
+WORKERS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 @pytest.mark.parametrize("name", list(COURSE.assignments))
@@ -32,7 +36,7 @@ def test_hidden_suite_passes_its_audit(nb):
     loses what it must, and the feedback names at least 80% of the mistakes: `course audit --nulls`, through
     the real grading path."""
     seed = pipeline.default_seed(COURSE, COURSE.assignment(nb.assignment))
-    result = audit.audit_notebook(COURSE, nb, seed, workers=2, with_nulls=True)
+    result = audit.audit_notebook(COURSE, nb, seed, workers=WORKERS, with_nulls=True)
     assert result.failures == [], audit.matrix(result) + "\n" + "\n".join(result.failures)
     wrong = result.of_kind(correct=False)
     assert sum(r.named for r in wrong) >= 0.8 * len(wrong), audit.matrix(result)
@@ -46,6 +50,6 @@ def test_a_sample_of_the_reference_mutants_loses_points(nb):
     """A fixed sample of the mechanical mutants of the reference (those not reviewed as equivalent) each
     loses points, and every mutant listed as equivalent is still made from the reference."""
     seed = pipeline.default_seed(COURSE, COURSE.assignment(nb.assignment))
-    result = audit.mutation_audit(COURSE, nb, seed, workers=2, sample=MUTANT_SAMPLE)
+    result = audit.mutation_audit(COURSE, nb, seed, workers=WORKERS, sample=MUTANT_SAMPLE)
     assert result.counts()["graded"] == MUTANT_SAMPLE, result.table()
     assert result.failures == [], result.table() + "\n" + "\n".join(result.failures)

@@ -38,7 +38,9 @@ from helpers import (
     submission,
 )
 
-pytestmark = pytest.mark.slow  # grades a hostile batch
+# grades a hostile batch, once per sandbox mode: the batch is a module fixture, so under `-n` every test of the
+# module runs on one worker (and the check that an instructor's grading left no process sees that grading alone)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hostile-batch")]
 
 # The hostile code sits in the `add` cell; `scale` is left as released, so every point would be unearned.
 PATCH_COMPARISONS = """
