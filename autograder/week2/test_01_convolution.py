@@ -88,36 +88,57 @@ def output_sizes(nb, cases):
     return [int(nb.conv_output_size(n, k, s, p)) for n, k, s, p in cases]
 
 
+# Each shape makes one kind of Python loop slow and leaves the others cheap: what a loop would run over, x's shape,
+# the number of 3x3 filters (padding 1), and the most times one F.unfold and one matrix product's time allowed.
+# Measured on one thread of a loaded 2-core machine, as times the reference's: a loop over the positions ~100x; an
+# F.unfold per example 15-25x; a product per filter 90-260x; an F.unfold per input channel 40-110x. The correct
+# alternatives (strided views and einsum; a product per kernel offset) stay under 10x, and under 1x on the many
+# examples, where the reference's one batched product is itself slow: hence the lower limit there.
+SPEED_CASES = [
+    ("output positions", (1, 3, 64, 64), 4, 20),
+    ("examples", (1024, 1, 2, 2), 2, 5),
+    ("output channels", (1, 1, 8, 8), 2048, 30),
+    ("input channels", (1, 512, 4, 4), 1, 20),
+]
+
+
 @probe
-def unfold_speed(nb, seed):
+def unfold_speed(nb, seed, cases):
     """Best times of nb.conv2d_unfold and of one F.unfold and one matrix product (written here), called in
-    turns on one thread, for x [1, 3, 64, 64] (4096 output positions) and 4 filters 3x3 with padding 1."""
+    turns on one thread, for each case (x's shape, the number of 3x3 filters, padding 1); too_slow: over the
+    case's most times the product's time."""
     import time
     import torch
     import torch.nn.functional as F
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, 3, 64, 64, generator=g)
-    weight, b = torch.randn(4, 3, 3, 3, generator=g), torch.randn(4, generator=g)
 
     def unfold_once(x, weight, b, stride, padding):
+        N, _, H, W = x.shape
         cols = F.unfold(x, (3, 3), padding=padding, stride=stride)
-        return (weight.reshape(4, -1) @ cols + b.view(1, 4, 1)).view(1, 4, 64, 64)
+        return (weight.reshape(len(weight), -1) @ cols + b.view(1, -1, 1)).view(N, -1, H, W)
 
-    times = {"reference": [], "student": []}
+    found = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        spent, rounds = 0.0, 0
-        while rounds < 8 and (rounds < 3 or spent < 3.0):     # at least 3 rounds, at most 8, about 3 s
-            for name, fn in (("reference", unfold_once), ("student", nb.conv2d_unfold)):
-                start = time.perf_counter()
-                fn(x, weight, b, 1, 1)
-                times[name].append(time.perf_counter() - start)
-                spent += times[name][-1]
-            rounds += 1
+        for what, shape, filters, most in cases:
+            x = torch.randn(*shape, generator=g)
+            weight, b = torch.randn(filters, shape[1], 3, 3, generator=g), torch.randn(filters, generator=g)
+            times = {"reference_seconds": [], "student_seconds": []}
+            spent, rounds = 0.0, 0
+            while rounds < 8 and (rounds < 3 or spent < 0.75):     # at least 3 rounds, at most 8, about 0.75 s
+                for name, fn in (("reference_seconds", unfold_once), ("student_seconds", nb.conv2d_unfold)):
+                    start = time.perf_counter()
+                    fn(x, weight, b, 1, 1)
+                    times[name].append(time.perf_counter() - start)
+                    spent += times[name][-1]
+                rounds += 1
+            found[what] = {name: min(t[1:]) for name, t in times.items()}    # the first round warms up
+            # the verdict travels with the times, so that a mistake's feedback can be matched on it
+            found[what]["too_slow"] = found[what]["student_seconds"] > most * found[what]["reference_seconds"]
     finally:
         torch.set_num_threads(threads)
-    return {name: min(t[1:]) for name, t in times.items()}    # the first round warms up
+    return found
 
 
 @probe
@@ -147,6 +168,57 @@ def pool_case(nb, seed, n, c, h, w, kernel, stride, backward):
         return {"dx": torch.as_tensor(dx).to(torch.float64), "torch_dx": xt.grad}
     out = nb.maxpool2d_forward(x.clone(), kernel, stride)
     return {"out": torch.as_tensor(out).to(torch.float64), "torch_out": out_t.detach()}
+
+
+@probe
+def pool_speed(nb, seed, most):
+    """Best times of nb.maxpool2d_forward and nb.maxpool2d_backward, and of the same work vectorized here (strided
+    windows, their maximum; a one-hot mask of each window's first maximum added back at each of the kernel's
+    offsets), called in turns on one thread, for x [1, 1, 128, 128] and kernel 2 (4096 windows); too_slow: over
+    `most` times the time of the vectorized work."""
+    import time
+    import torch
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, 1, 128, 128, generator=g, dtype=torch.float64)
+    dout = torch.randn(1, 1, 64, 64, generator=g, dtype=torch.float64)
+
+    def forward(x, kernel, stride):
+        return x.unfold(2, 2, 2).unfold(3, 2, 2).amax(dim=(-2, -1))
+
+    def backward(dout, x, kernel, stride):
+        windows = x.unfold(2, 2, 2).unfold(3, 2, 2)
+        mask = F.one_hot(windows.flatten(-2).argmax(dim=-1), 4).view(windows.shape).to(x.dtype)
+        dx = torch.zeros_like(x)
+        for u in range(2):
+            for v in range(2):
+                dx[:, :, u::2, v::2] += mask[..., u, v] * dout
+        return dx
+
+    calls = {
+        "forward": ((forward, nb.maxpool2d_forward), (x, 2, 2)),
+        "backward": ((backward, nb.maxpool2d_backward), (dout, x, 2, 2)),
+    }
+    found = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for what, ((mine, theirs), args) in calls.items():
+            times = {"reference_seconds": [], "student_seconds": []}
+            spent, rounds = 0.0, 0
+            while rounds < 8 and (rounds < 3 or spent < 0.75):     # at least 3 rounds, at most 8, about 0.75 s
+                for name, fn in (("reference_seconds", mine), ("student_seconds", theirs)):
+                    start = time.perf_counter()
+                    fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+                    times[name].append(time.perf_counter() - start)
+                    spent += times[name][-1]
+                rounds += 1
+            found[what] = {name: min(t[1:]) for name, t in times.items()}    # the first round warms up
+            # the verdict travels with the times, so that a mistake's feedback can be matched on it
+            found[what]["too_slow"] = found[what]["student_seconds"] > most * found[what]["reference_seconds"]
+    finally:
+        torch.set_num_threads(threads)
+    return found
 
 
 @probe
@@ -333,12 +405,16 @@ def test_conv2d_unfold_stride_padding_channels_bias(student, reference, seed):
 
 @pytest.mark.exercise("conv_vectorized")
 def test_conv2d_unfold_is_vectorized(student, reference, seed):
-    """conv2d_unfold must not loop in Python over output positions: one F.unfold and one matrix product do all the work, and a loop over 4096 positions is a hundred times slower or more (and the result is the convolution)."""
-    found = student(unfold_speed, seed=seed)
-    ratio = found["student"] / max(found["reference"], 1e-9)
-    check(ratio <= 20, f"conv2d_unfold took {1e3 * found['student']:.2f} ms on x [1, 3, 64, 64] with 4 filters 3x3, "
-                       f"{ratio:.0f} times the {1e3 * found['reference']:.2f} ms of one F.unfold and one matrix "
-                       "product (at most 20 times allowed): remove the Python loops")
+    """conv2d_unfold must not loop in Python over output positions, examples or channels: one F.unfold and one matrix product do all the work, and a loop is many times slower where it runs over many (4096 positions, 1024 examples, 2048 filters, 512 input channels)."""
+    found = student(unfold_speed, seed=seed, cases=SPEED_CASES)
+    for what, shape, filters, most in SPEED_CASES:
+        t = found[what]
+        ratio = t["student_seconds"] / max(t["reference_seconds"], 1e-9)
+        x = "x [" + ", ".join(map(str, shape)) + "]"
+        check(not t["too_slow"], f"conv2d_unfold took {1e3 * t['student_seconds']:.2f} ms on {x} with {filters} filters "
+                             f"3x3 (many {what}), {ratio:.0f} times the {1e3 * t['reference_seconds']:.2f} ms of one "
+                             f"F.unfold and one matrix product (at most {most} times allowed): remove the Python "
+                             f"loops (is there one over the {what}?)")
     _agree(student, reference, conv_case, [BASIC], ["out"], "conv2d_unfold", fn="conv2d_unfold", seed=seed)
 
 
@@ -374,6 +450,23 @@ def test_maxpool_backward_routes_to_the_maximum(student, reference, seed):
 def test_maxpool_backward_overlapping_windows(student, reference, seed):
     """With stride < kernel the windows overlap and one input can be the maximum of several windows: its gradient is the SUM of their dout (accumulate with +=, do not overwrite)."""
     _agree(student, reference, pool_case, POOL_OVERLAPPING, ["dx"], "maxpool2d_backward", against_torch=True,
+           tol=1e-12, seed=seed, backward=True)
+
+
+@pytest.mark.exercise("max_pooling")
+def test_maxpool_has_no_loop_over_positions(student, reference, seed):
+    """maxpool2d_forward and maxpool2d_backward must not loop in Python over the output positions (the windows): the windows are one strided view, their maximum one amax, and the backward pass needs at most a loop over the kH*kW offsets inside a window (and the results are max pooling's)."""
+    found = student(pool_speed, seed=seed, most=20)
+    for what in ("forward", "backward"):
+        t = found[what]
+        ratio = t["student_seconds"] / max(t["reference_seconds"], 1e-9)
+        check(not t["too_slow"], f"maxpool2d_{what} took {1e3 * t['student_seconds']:.2f} ms on x [1, 1, 128, 128] with "
+                           f"kernel 2 (4096 windows), {ratio:.0f} times the {1e3 * t['reference_seconds']:.2f} ms of "
+                           "the same work on strided windows (at most 20 times allowed): remove the Python loop "
+                           "over the output positions")
+    _agree(student, reference, pool_case, POOL_DISJOINT[:1], ["out"], "maxpool2d_forward", against_torch=True, tol=0,
+           seed=seed, backward=False)
+    _agree(student, reference, pool_case, POOL_OVERLAPPING[:1], ["dx"], "maxpool2d_backward", against_torch=True,
            tol=1e-12, seed=seed, backward=True)
 
 
