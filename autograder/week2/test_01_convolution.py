@@ -222,6 +222,48 @@ def pool_speed(nb, seed, most):
 
 
 @probe
+def conv_backward_speed(nb, seed, cases):
+    """Best times of nb.conv2d_backward and of the same gradients from one F.unfold, matrix products and one F.fold
+    (written here), called in turns on one thread, for each case of SPEED_CASES (padding 1); too_slow: over the
+    case's most times the time of the products."""
+    import time
+    import torch
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(seed)
+
+    def by_products(dout, x, weight, stride, padding):
+        N, _, H, W = x.shape
+        dout = dout.reshape(N, len(weight), -1)
+        cols = F.unfold(x, (3, 3), padding=padding, stride=stride)
+        dw = (dout @ cols.transpose(1, 2)).sum(dim=0).view_as(weight)
+        dx = F.fold(weight.reshape(len(weight), -1).T @ dout, (H, W), (3, 3), padding=padding, stride=stride)
+        return dx, dw, dout.sum(dim=(0, 2))
+
+    found = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for what, shape, filters, most in cases:
+            x = torch.randn(*shape, generator=g)
+            weight = torch.randn(filters, shape[1], 3, 3, generator=g)
+            dout = torch.randn(shape[0], filters, shape[2], shape[3], generator=g)
+            times = {"reference_seconds": [], "student_seconds": []}
+            spent, rounds = 0.0, 0
+            while rounds < 8 and (rounds < 3 or spent < 0.75):     # at least 3 rounds, at most 8, about 0.75 s
+                for name, fn in (("reference_seconds", by_products), ("student_seconds", nb.conv2d_backward)):
+                    start = time.perf_counter()
+                    fn(dout, x, weight, 1, 1)
+                    times[name].append(time.perf_counter() - start)
+                    spent += times[name][-1]
+                rounds += 1
+            found[what] = {name: min(t[1:]) for name, t in times.items()}    # the first round warms up
+            found[what]["too_slow"] = found[what]["student_seconds"] > most * found[what]["reference_seconds"]
+    finally:
+        torch.set_num_threads(threads)
+    return found
+
+
+@probe
 def conv_backward_case(nb, seed, **cfg):
     """conv2d_backward on a random upstream gradient, and autograd's gradients through F.conv2d."""
     import torch
@@ -495,6 +537,21 @@ def test_conv2d_backward_by_hand(student, reference, seed):
         check(not found["error"], f"conv2d_backward failed under torch.inference_mode(), where autograd records "
                                   f"nothing ({found['error']}): compute the gradients without autograd")
         _agree(student, reference, conv_backward_case, [cfg], ["dx", "dw", "db"], "conv2d_backward", seed=seed)
+
+
+@pytest.mark.exercise("conv_backward")
+def test_conv2d_backward_has_no_loop(student, reference, seed):
+    """conv2d_backward must not loop in Python over positions, examples or channels: F.unfold, two matrix products and F.fold give dw and dx, and a loop is many times slower where it runs over many (4096 positions, 1024 examples, 2048 filters, 512 input channels)."""
+    found = student(conv_backward_speed, seed=seed, cases=SPEED_CASES)
+    for what, shape, filters, most in SPEED_CASES:
+        t = found[what]
+        ratio = t["student_seconds"] / max(t["reference_seconds"], 1e-9)
+        x = "x [" + ", ".join(map(str, shape)) + "]"
+        check(not t["too_slow"], f"conv2d_backward took {1e3 * t['student_seconds']:.2f} ms on {x} with {filters} "
+                                 f"filters 3x3 (many {what}), {ratio:.0f} times the {1e3 * t['reference_seconds']:.2f} "
+                                 f"ms of F.unfold, matrix products and F.fold (at most {most} times allowed): remove "
+                                 f"the Python loops (is there one over the {what}?)")
+    _agree(student, reference, conv_backward_case, [STRIDED[1]], ["dx", "dw", "db"], "conv2d_backward", seed=seed)
 
 
 @pytest.mark.exercise("conv_backward")

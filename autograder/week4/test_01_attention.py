@@ -311,6 +311,39 @@ def positions_case(nb, cases):
 
 
 @probe
+def positions_speed(nb, cases, most):
+    """Best times of nb.sinusoidal_positions(T, d) and of the same table built here with one broadcast, called in
+    turns, for each [T, d]; too_slow: over `most` times the broadcast's time."""
+    import time
+    import torch
+
+    def table(T, d):
+        angle = torch.arange(T, dtype=torch.float32)[:, None] / 10000 ** (torch.arange(0, d, 2) / d)
+        return torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(T, d)
+
+    found = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for T, d in cases:
+            times = {"reference_seconds": [], "student_seconds": []}
+            spent, rounds = 0.0, 0
+            while rounds < 8 and (rounds < 3 or spent < 0.75):     # at least 3 rounds, at most 8, about 0.75 s
+                for name, fn in (("reference_seconds", table), ("student_seconds", nb.sinusoidal_positions)):
+                    start = time.perf_counter()
+                    fn(T, d)
+                    times[name].append(time.perf_counter() - start)
+                    spent += times[name][-1]
+                rounds += 1
+            case = {name: min(t[1:]) for name, t in times.items()}    # the first round warms up
+            case["too_slow"] = case["student_seconds"] > most * case["reference_seconds"]
+            found[f"{T}x{d}"] = case
+    finally:
+        torch.set_num_threads(threads)
+    return found
+
+
+@probe
 def cross_case(nb, seed, n_embd, n_head, n, lq, lk, mask_kind="none", bias=True):
     """nb.CrossAttention given nn.MultiheadAttention's weights (query <- in_proj[:C], key_value <- in_proj[C:],
     proj <- out_proj): both outputs for decoder states x [n, lq, C] and encoder states memory [n, lk, C], and
@@ -651,6 +684,22 @@ def test_sinusoidal_positions(student):
     for (T, d), f, e in zip(cases, found["found"], found["formula"]):
         check(f.shape == e.shape, f"sinusoidal_positions({T}, {d}) has shape {list(f.shape)}, expected [{T}, {d}]")
         assert_close(f, e, atol=1e-4, rtol=0, what=f"sinusoidal_positions({T}, {d})")
+
+
+@pytest.mark.exercise("cross_attention")
+def test_sinusoidal_positions_has_no_loop(student):
+    """sinusoidal_positions builds its table without a Python loop: a column of positions times a row of frequencies (broadcasting) gives every angle at once, and a loop over the positions or the pairs of features is many times slower where there are many (4096 positions; 4096 features)."""
+    cases = [[4096, 64], [4, 4096]]
+    found = student(positions_speed, cases=cases, most=20)
+    for T, d in cases:
+        t = found[f"{T}x{d}"]
+        ratio = t["student_seconds"] / max(t["reference_seconds"], 1e-9)
+        check(not t["too_slow"], f"sinusoidal_positions({T}, {d}) took {1e3 * t['student_seconds']:.2f} ms, {ratio:.0f} "
+                                 f"times the {1e3 * t['reference_seconds']:.2f} ms of one broadcast (at most 20 times "
+                                 "allowed): build the angle table from a column of positions and a row of frequencies, "
+                                 "without a Python loop")
+    found = student(positions_case, cases=[[50, 16]])
+    assert_close(found["found"][0], found["formula"][0], atol=1e-4, rtol=0, what="sinusoidal_positions(50, 16)")
 
 
 @pytest.mark.exercise("cross_attention")
