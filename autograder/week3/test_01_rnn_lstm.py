@@ -5,6 +5,8 @@ different from the hidden size, sequences of one step and longer, initial states
 vectors non-zero, and random upstream gradients (never a plain .sum()). The RNN is compared with a direct
 computation written in the probe; the LSTM cell and layer with nn.LSTMCell and nn.LSTM, their weights copied by name.
 """
+import re
+
 import pytest
 
 from course.testing import assert_close, check, probe
@@ -214,6 +216,35 @@ def cell_module_case(nb, seed, n, i, h, state_given):
 
 
 @probe
+def zero_state_on_gpu_case(nb, seed, cls):
+    """nb.<cls>(3, 4) (LSTMCell on x [2, 3], LSTM on x [2, 5, 3]) with seeded weights, called with state None on
+    the CPU, then again with the module and x on cuda:0 (course.devices.FakeGPU, CUDA's device rules on the CPU):
+    the DeviceMismatch it met (None when it ran), the devices of what it returned, and the values of both runs."""
+    import torch
+
+    from course.devices import DeviceMismatch, FakeGPU
+    module = getattr(nb, cls)(3, 4)
+    with torch.no_grad():
+        for name, value in seeded_lstm_weights(seed, 3, 4).items():
+            getattr(module, name if cls == "LSTMCell" else f"{name}_l0").copy_(value.float())
+    g = torch.Generator().manual_seed(seed + 5)
+    x = torch.randn(*([2, 3] if cls == "LSTMCell" else [2, 5, 3]), generator=g)
+    flat = (lambda out: [out[0], out[1]] if cls == "LSTMCell" else [out[0], *out[1]])
+    with torch.no_grad():
+        on_cpu = flat(module(x.clone(), None))
+    mismatch, devices, on_gpu = None, [], []
+    with FakeGPU() as gpu, torch.no_grad():
+        moved = gpu.put(module)
+        try:
+            out = flat(moved(gpu.put(x.clone()), None))
+            devices = [str(o.device) for o in out]
+            on_gpu = [o.cpu() for o in out]
+        except DeviceMismatch as e:
+            mismatch = str(e)
+    return {"mismatch": mismatch, "devices": devices, "on_gpu": on_gpu, "on_cpu": on_cpu}
+
+
+@probe
 def module_init(nb, cls, seed, i, h):
     """Each parameter of nb.<cls>(i, h), measured in units of 1/sqrt(h): largest size, mean, and standard
     deviation times sqrt(3) (1 for a uniform distribution on [-1, 1])."""
@@ -420,6 +451,20 @@ def test_lstm_cell_module_forward(student, reference, seed):
 
 
 @pytest.mark.exercise("lstm_cell")
+def test_lstm_cell_zero_state_on_the_device_of_its_input(student, seed):
+    """With state None, LSTMCell.forward makes its zero state on the device of x (x.new_zeros(N, H), or torch.zeros(N, H, device=x.device)): with the module and x on a GPU, nothing it computes meets a tensor on the CPU, and its results are those it gives on the CPU."""
+    found = student(zero_state_on_gpu_case, seed=seed, cls="LSTMCell")
+    check(found["mismatch"] is None,
+          "LSTMCell.forward(x, None) met a tensor on the CPU together with one on cuda:0, for x and the parameters on "
+          f"cuda:0. On a GPU, PyTorch says: {re.split(r'! |[.] A tensor', str(found['mismatch']))[0]}. Create the "
+          "zero state on x's device: x.new_zeros(N, H), or torch.zeros(N, H, device=x.device)")
+    check(all(d.startswith("cuda") for d in found["devices"]),
+          f"LSTMCell.forward(x, None) on cuda:0 returned tensors on {', '.join(found['devices'])}")
+    assert_close(found["on_gpu"], found["on_cpu"], atol=0, rtol=0,
+                 what="LSTMCell(3, 4) with state None on cuda:0, next to the same module on the CPU")
+
+
+@pytest.mark.exercise("lstm_cell")
 def test_lstm_cell_module_init(student, seed):
     """Like nn.LSTMCell, every parameter starts uniform in [-1/sqrt(H), 1/sqrt(H)], H the hidden size (not the input size)."""
     found = student(module_init, cls="LSTMCell", seed=seed, i=10, h=64)
@@ -482,6 +527,20 @@ def test_lstm_layer_without_initial_state(student, reference, seed):
 def test_lstm_layer_with_initial_state(student, reference, seed):
     """With state (h0, c0), the first step starts from h0 AND c0; then both states carry over from step to step."""
     _layer_agrees(student, reference, seed, True, False, LAYER_CASES, "with an initial state (h0, c0)")
+
+
+@pytest.mark.exercise("lstm_layer")
+def test_lstm_layer_zero_state_on_the_device_of_its_input(student, seed):
+    """With state None, LSTM.forward makes its zero state on the device of x (x.new_zeros(N, H), or torch.zeros(N, H, device=x.device)): with the module and x on a GPU, nothing it computes meets a tensor on the CPU, and its results are those it gives on the CPU."""
+    found = student(zero_state_on_gpu_case, seed=seed, cls="LSTM")
+    check(found["mismatch"] is None,
+          "LSTM.forward(x, None) met a tensor on the CPU together with one on cuda:0, for x and the parameters on "
+          f"cuda:0. On a GPU, PyTorch says: {re.split(r'! |[.] A tensor', str(found['mismatch']))[0]}. Create the "
+          "zero state on x's device: x.new_zeros(N, H), or torch.zeros(N, H, device=x.device)")
+    check(all(d.startswith("cuda") for d in found["devices"]),
+          f"LSTM.forward(x, None) on cuda:0 returned tensors on {', '.join(found['devices'])}")
+    assert_close(found["on_gpu"], found["on_cpu"], atol=0, rtol=0,
+                 what="LSTM(3, 4) with state None on cuda:0, next to the same module on the CPU")
 
 
 @pytest.mark.exercise("lstm_layer")
