@@ -1,3 +1,4 @@
+import os
 import shutil
 
 import pytest
@@ -32,4 +33,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow tests first (whole notebooks audited, hostile batches, a class graded): spread over `-n`
     workers, the longest are taken first and the short ones fill the gaps, so no worker is left with an audit
     while the others are done."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one process: the order of the files, as written
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
