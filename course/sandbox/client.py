@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import time
 from dataclasses import dataclass
@@ -23,6 +24,41 @@ from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write
 
 STRIKES = 2  # a function that kills or hangs its tester twice is not run again
 EVENT_WAIT = 10.0  # seconds the loader has to report what became of a tester
+WAIT_FACTOR = 4  # a probe that runs less than its limit is still stopped after this many times the limit
+
+
+class ProbeClock:
+    """How long one probe may take. Its limit counts the time the submission's processes ran on a CPU, so
+    that a probe kept waiting by other work on the machine (the rest of a batch, a loaded machine) still
+    gets all of its time; one that does not run (it sleeps, or waits on a pipe that never answers) is
+    stopped after WAIT_FACTOR times its limit. Where the submission's CPU time cannot be read, the limit
+    is wall-clock time."""
+
+    def __init__(self, limit: float, worker: WorkerProcess):
+        self.limit = limit
+        self.worker = worker
+        self.sent = time.monotonic()
+        self.deadline = self.sent + limit
+        self.start_cpu = worker.cpu_seconds()
+        self.ceiling = self.sent + (WAIT_FACTOR * limit if self.start_cpu is not None else limit)
+        self.idle: tuple[float, float] | None = None
+
+    def wait(self, fd: int) -> None:
+        """Return when `fd` has something to read; ChannelTimeout once the probe has run its limit, or has
+        reached the ceiling (then `idle` holds the seconds it waited and the seconds of them it ran)."""
+        while not select.select([fd], [], [], max(0.0, self.deadline - time.monotonic()))[0]:
+            now = time.monotonic()
+            used = self.worker.cpu_seconds()
+            if used is None or self.start_cpu is None:
+                raise ChannelTimeout("the probe's time is up")
+            ran = used - self.start_cpu
+            left = self.limit - ran
+            if left <= 0.01 * self.limit:
+                raise ChannelTimeout("the probe's time is up")
+            if now >= self.ceiling:
+                self.idle = (now - self.sent, ran)
+                raise ChannelTimeout("the probe waited too long")
+            self.deadline = min(self.ceiling, now + left)
 
 
 @dataclass(frozen=True)
@@ -262,7 +298,7 @@ class Worker:
             self.asked = True
         return StudentError(f"ran out of memory: the limit of {self.limits.memory_mb} MB for the submission")
 
-    def _tester_gone(self, hung: bool, seconds: float) -> StudentError:
+    def _tester_gone(self, hung: bool, seconds: float, idle: tuple[float, float] | None = None) -> StudentError:
         """The tester died (or hung and was stopped): what became of it, a strike against the function it was
         in, and a fresh tester asked for."""
         self._close_tester()
@@ -272,7 +308,11 @@ class Worker:
         event = self._control(time.monotonic() + EVENT_WAIT)
         where = event.get("where") if event.get("event") == "exited" else None
         status = event.get("status")
-        if hung:
+        if hung and idle is not None:  # it was not computing: it slept, or waited for what never came
+            why = (f"no answer after {idle[0]:.2g} s{_place(where)}, of which it ran {idle[1]:.2g} s (a probe may "
+                   f"run {seconds:.3g} s): it sleeps, or waits for something that does not come")  # fmt: skip
+            strike = f"hung its worker twice (no answer after {idle[0]:.2g} s)"
+        elif hung:
             why = f"time limit of {seconds:.3g} s exceeded{_place(where)}: an infinite loop, or far too slow"
             strike = f"hung its worker twice (time limit of {seconds:.3g} s exceeded)"
         else:
@@ -295,11 +335,12 @@ class Worker:
             self._control(time.monotonic() + EVENT_WAIT)
 
     # -- requests ---------------------------------------------------------------------------------------
-    def _answer(self, deadline: float, sent: float) -> dict[str, Any]:
+    def _answer(self, clock: ProbeClock) -> dict[str, Any]:
         try:
-            reply = read_frame(self.tester, deadline)
+            clock.wait(self.tester)
+            reply = read_frame(self.tester, clock.ceiling)
         except ChannelTimeout:
-            raise self._tester_gone(hung=True, seconds=deadline - sent) from None
+            raise self._tester_gone(hung=True, seconds=clock.limit, idle=clock.idle) from None
         except ChannelClosed:
             raise self._tester_gone(hung=False, seconds=0) from None
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
@@ -330,13 +371,12 @@ class Worker:
     def _call(
         self, key: str, probes_source: str, name: str, kwargs: dict[str, Any], timeout: float, trace: bool
     ) -> Any:
-        sent = time.monotonic()
-        deadline = sent + timeout
-        tester = self._get_tester(max(deadline, sent + EVENT_WAIT))
+        clock = ProbeClock(timeout, self._running())
+        tester = self._get_tester(max(clock.deadline, clock.sent + EVENT_WAIT))
         try:
             if key not in self.loaded_probes:
                 write_frame(tester, {"op": "probes", "key": key, "source": probes_source})
-                reply = self._answer(deadline, sent)
+                reply = self._answer(clock)
                 if not reply["ok"]:
                     raise StudentError(
                         "the grader's probes could not be loaded next to this notebook: "
@@ -347,7 +387,7 @@ class Worker:
             write_frame(tester, request)
         except OSError:
             raise self._tester_gone(hung=False, seconds=0) from None
-        reply = self._answer(deadline, sent)
+        reply = self._answer(clock)
         if trace:
             self.reached = Reach.of(reply)
         if not reply["ok"]:

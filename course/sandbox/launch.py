@@ -293,6 +293,50 @@ def _group(limits: Limits, preloads: bool = False) -> cgroups.Group | None:
 
 
 # -- a started worker -----------------------------------------------------------------------------------------
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces): state, ppid, ..."""
+    fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    try:
+        text = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return text[text.rindex(b")") + 2 :].decode().split()
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it (a scan of /proc: the kernels here do not list children)."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+            except (OSError, ValueError, IndexError):
+                continue  # it has exited meanwhile
+    found, frontier = {root}, [root]
+    while frontier:
+        below = [pid for pid, parent in parents.items() if parent in frontier and pid not in found]
+        found.update(below)
+        frontier = below
+    return sorted(found)
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User and system time of these live processes, in seconds; None when none of them could be read (all
+    gone, or a /proc that hides them). What exited is not counted: its time would come back as its parent's
+    once reaped, all at once, and could stop a probe for time it did not spend."""
+    ticks, read = 0, 0
+    for pid in pids:
+        try:
+            fields = _stat(pid)
+        except PermissionError:
+            return None
+        except (OSError, ValueError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        read += 1
+    return ticks / os.sysconf("SC_CLK_TCK") if read else None
+
+
 class WorkerProcess:
     """A submission's first process (its loader), as the grader holds it: the grader's end of the loader's
     control socket, a way to kill everything the submission started, and the control group that holds it
@@ -312,12 +356,24 @@ class WorkerProcess:
             return f"{self.group.bound}: memory and processes counted for the whole submission"
         return "per process: memory counted for each process alone"
 
+    @property
+    def pid(self) -> int:
+        """The loader's process id, as the grader sees it."""
+        raise NotImplementedError
+
     def kill(self) -> None:
         raise NotImplementedError
 
     def exit_code(self, wait: float = 0.0) -> int | None:
         """How the loader ended (negative: the signal that killed it), or None if it has not (yet)."""
         raise NotImplementedError
+
+    def cpu_seconds(self) -> float | None:
+        """The CPU time the submission's processes have had so far (user and system, theirs and that of the
+        children they reaped): the processes of its control group, or else the loader and its descendants.
+        None where some of them cannot be read (a /proc mounted with hidepid)."""
+        pids = self.group.pids() if self.group is not None else descendants(self.pid)
+        return cpu_seconds(pids)
 
     def close(self) -> None:
         self.kill()
@@ -341,6 +397,10 @@ class PopenWorker(WorkerProcess):
         self.isolation = isolation
         self.scratch = scratch
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def kill(self) -> None:
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -363,8 +423,12 @@ class ForkedWorker(WorkerProcess):
 
     def __init__(self, control: int, pid: int, server: ForkServer, group: Group | None = None):
         super().__init__(control, group)
-        self.pid = pid
+        self._pid = pid
         self.server = server
+
+    @property
+    def pid(self) -> int:
+        return self._pid
 
     def kill(self) -> None:
         self.server.kill(self.pid)
