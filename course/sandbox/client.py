@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from course.config import Limits
-from course.sandbox.launch import FORK_SERVER, WorkerProcess, start_worker
+from course.sandbox.launch import FORK_SERVER, WorkerProcess, cpu_between, start_worker
 from course.sandbox.wire import ChannelClosed, ChannelTimeout, read_frame, write_frame
 
 STRIKES = 2  # a function that kills or hangs its tester twice is not run again
@@ -28,19 +28,19 @@ WAIT_FACTOR = 4  # a probe that runs less than its limit is still stopped after 
 
 
 class ProbeClock:
-    """How long one probe may take. Its limit counts the time the submission's processes ran on a CPU, so
-    that a probe kept waiting by other work on the machine (the rest of a batch, a loaded machine) still
-    gets all of its time; one that does not run (it sleeps, or waits on a pipe that never answers) is
-    stopped after WAIT_FACTOR times its limit. Where the submission's CPU time cannot be read, the limit
-    is wall-clock time."""
+    """How long one probe (or the loading of a notebook) may take. Its limit counts the time the
+    submission's processes ran on a CPU, so that one kept waiting by other work on the machine (the rest of
+    a batch, a loaded machine) still gets all of its time; one that does not run (it sleeps, or waits on a
+    pipe that never answers) is stopped after WAIT_FACTOR times its limit. Where the submission's CPU
+    time cannot be read, the limit is wall-clock time."""
 
     def __init__(self, limit: float, worker: WorkerProcess):
         self.limit = limit
         self.worker = worker
         self.sent = time.monotonic()
         self.deadline = self.sent + limit
-        self.start_cpu = worker.cpu_seconds()
-        self.ceiling = self.sent + (WAIT_FACTOR * limit if self.start_cpu is not None else limit)
+        self.start = worker.cpu_sample()
+        self.ceiling = self.sent + (WAIT_FACTOR * limit if self.start is not None else limit)
         self.idle: tuple[float, float] | None = None
 
     def wait(self, fd: int) -> None:
@@ -48,10 +48,10 @@ class ProbeClock:
         reached the ceiling (then `idle` holds the seconds it waited and the seconds of them it ran)."""
         while not select.select([fd], [], [], max(0.0, self.deadline - time.monotonic()))[0]:
             now = time.monotonic()
-            used = self.worker.cpu_seconds()
-            if used is None or self.start_cpu is None:
+            sample = self.worker.cpu_sample()
+            if sample is None or self.start is None:
                 raise ChannelTimeout("the probe's time is up")
-            ran = used - self.start_cpu
+            ran = cpu_between(self.start, sample)
             left = self.limit - ran
             if left <= 0.01 * self.limit:
                 raise ChannelTimeout("the probe's time is up")
@@ -185,6 +185,7 @@ class Worker:
         self.loaded = False
         self.asked = False  # a tester was asked for and its ready event is still to come
         self._started = 0.0
+        self.loading: ProbeClock | None = None  # the time the notebook's cells may take, from `start`
         self.load_errors: list[dict[str, Any]] = []
         self.loaded_probes: set[str] = set()
         self.broken: str | None = None
@@ -200,6 +201,7 @@ class Worker:
         self._started = time.monotonic()
         try:
             self.proc = proc = start_worker(self.limits, self.isolation)
+            self.loading = ProbeClock(self.load_timeout, proc)
             self.isolation, self.bound = proc.isolation, proc.bound
             write_frame(proc.control, {"op": "run", "cells": self.cells})
             write_frame(proc.control, {"op": "tester"})
@@ -217,8 +219,22 @@ class Worker:
         if self.loaded or self.broken:
             return
         self.loaded = True
+        clock = self.loading
+        assert clock is not None
         try:
-            reply = self._control(self._started + self.load_timeout)
+            clock.wait(self._running().control)
+        except ChannelTimeout:
+            self.stop()
+            if clock.idle is not None:
+                waited, ran = clock.idle
+                why = (f"no answer after {waited:.2g} s, of which they ran {ran:.2g} s (they may run "
+                       f"{clock.limit:.3g} s): they sleep, or wait for something that does not come")  # fmt: skip
+            else:
+                why = f"time limit of {clock.limit:.0f} s exceeded while running the notebook's cells"
+            self.broken = f"while running the notebook's cells: {why}"
+            return
+        try:
+            reply = self._control(clock.ceiling)
             self.load_errors = reply.get("errors", [])
         except StudentError as exc:
             self.broken = f"while running the notebook's cells: {exc}"

@@ -320,21 +320,30 @@ def descendants(root: int) -> list[int]:
     return sorted(found)
 
 
-def cpu_seconds(pids: list[int]) -> float | None:
-    """User and system time of these live processes, in seconds; None when none of them could be read (all
-    gone, or a /proc that hides them). What exited is not counted: its time would come back as its parent's
-    once reaped, all at once, and could stop a probe for time it did not spend."""
-    ticks, read = 0, 0
+CpuSample = dict[tuple[int, int], int]  # (pid, start time) -> user and system clock ticks so far
+
+
+def cpu_sample(pids: list[int]) -> CpuSample | None:
+    """The CPU time each of these live processes has used, keyed by pid and start time (a pid can be used
+    again); None when none of them could be read (all gone, or a /proc that hides them)."""
+    sample: CpuSample = {}
     for pid in pids:
         try:
             fields = _stat(pid)
+            sample[(pid, int(fields[19]))] = int(fields[11]) + int(fields[12])  # starttime; utime + stime
         except PermissionError:
             return None
-        except (OSError, ValueError):
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        read += 1
-    return ticks / os.sysconf("SC_CLK_TCK") if read else None
+        except (OSError, ValueError, IndexError):
+            continue  # it has exited meanwhile
+    return sample or None
+
+
+def cpu_between(before: CpuSample, after: CpuSample) -> float:
+    """Seconds of CPU the processes of `after` used since `before` (all of it, for one started since). What
+    exited in between adds nothing: its time would come back as its parent's once reaped, all at once, and
+    could charge a probe for a dead process's earlier work; so this can only undercount."""
+    ticks = sum(max(0, used - before.get(key, 0)) for key, used in after.items())
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class WorkerProcess:
@@ -368,12 +377,10 @@ class WorkerProcess:
         """How the loader ended (negative: the signal that killed it), or None if it has not (yet)."""
         raise NotImplementedError
 
-    def cpu_seconds(self) -> float | None:
-        """The CPU time the submission's processes have had so far (user and system, theirs and that of the
-        children they reaped): the processes of its control group, or else the loader and its descendants.
-        None where some of them cannot be read (a /proc mounted with hidepid)."""
-        pids = self.group.pids() if self.group is not None else descendants(self.pid)
-        return cpu_seconds(pids)
+    def cpu_sample(self) -> CpuSample | None:
+        """The CPU time each live process of the submission has had so far: the processes of its control
+        group, or else the loader and its descendants. None where they cannot be read."""
+        return cpu_sample(self.group.pids() if self.group is not None else descendants(self.pid))
 
     def close(self) -> None:
         self.kill()

@@ -42,7 +42,7 @@ def worker(request):
     w = Worker(CELLS, LIMITS, 60, isolation=request.param)
     w.start()
     w.ensure_loaded()
-    assert w.proc is not None and w.proc.cpu_seconds() is not None, "the submission's CPU time is read"
+    assert w.proc is not None and w.proc.cpu_sample() is not None, "the submission's CPU time is read"
     yield w
     w.stop()
 
@@ -94,3 +94,47 @@ def test_a_probe_that_sleeps_forever_is_stopped_at_the_ceiling(worker):
     assert WAIT_FACTOR * 1 <= waited < WAIT_FACTOR * 1 + 3, waited
     assert str(caught.value).startswith(f"no answer after {WAIT_FACTOR:.2g} s in `sleep` (cell 4, sleep, line 2)")
     assert "of which it ran 0" in str(caught.value) and "it sleeps, or waits for" in str(caught.value)
+
+
+def test_what_ended_since_the_start_of_a_probe_does_not_count_against_it():
+    # the last test's processes, dying when the probe starts, are gone at its deadline: nothing negative
+    tick = os.sysconf("SC_CLK_TCK")
+    before = {(10, 1): 4 * tick, (11, 1): 2 * tick}  # a dying fork bomb, and the loader
+    after = {(11, 1): 2 * tick, (12, 5): tick, (10, 9): tick // 2}  # the loader, a new tester, a reused pid
+    assert launch.cpu_between(before, after) == pytest.approx(1.5)
+
+
+BUSY = "start = time.process_time()\nwhile time.process_time() - start < 0.5:\n    pass\n"
+LOAD_CELLS = [["1", "import time\n"], ["2, setup", BUSY]]
+SLEEPY_CELLS = [["1", "import time\n"], ["2, setup", "time.sleep(1000)\n"]]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_notebook_kept_off_the_cpu_while_it_loads_gets_all_of_its_time(mode):
+    if mode != launch.UNSANDBOXED and launch.sandbox_problem():
+        pytest.fail(f"the sandbox cannot start here: {launch.sandbox_problem()}")
+    # 12 s for its cells (and, without a fork server, the imports of torch and the rest), held for longer
+    w = Worker(LOAD_CELLS + CELLS[1:2], LIMITS, 12, isolation=mode)
+    w.start()
+    try:
+        pause = _stop_for(w, 14.0)
+        w.ensure_loaded()
+        pause.join()
+        assert w.broken is None and w.load_errors == [], (w.broken, w.load_errors)
+        assert w.call("k", PROBES, "call", {"fn": "work", "n": 0.1}, 2) == 0.1
+    finally:
+        w.stop()
+
+
+def test_a_notebook_that_sleeps_while_it_loads_is_stopped_at_the_ceiling():
+    if launch.sandbox_problem():
+        pytest.fail(f"the sandbox cannot start here: {launch.sandbox_problem()}")
+    w = Worker(SLEEPY_CELLS, LIMITS, 1)
+    w.start()
+    try:
+        w.ensure_loaded()
+        assert w.broken is not None and w.broken.startswith(
+            f"while running the notebook's cells: no answer after {WAIT_FACTOR:.2g} s, of which they ran 0"
+        ), w.broken
+    finally:
+        w.stop()
