@@ -377,10 +377,13 @@ class WorkerProcess:
         """How the loader ended (negative: the signal that killed it), or None if it has not (yet)."""
         raise NotImplementedError
 
+    def pids(self) -> list[int]:
+        """The submission's processes: those of its control group, or else the loader and its descendants."""
+        return self.group.pids() if self.group is not None else descendants(self.pid)
+
     def cpu_sample(self) -> CpuSample | None:
-        """The CPU time each live process of the submission has had so far: the processes of its control
-        group, or else the loader and its descendants. None where they cannot be read."""
-        return cpu_sample(self.group.pids() if self.group is not None else descendants(self.pid))
+        """The CPU time each live process of the submission has had so far; None where it cannot be read."""
+        return cpu_sample(self.pids())
 
     def close(self) -> None:
         self.kill()

@@ -47,17 +47,12 @@ def worker(request):
     w.stop()
 
 
-def _processes(worker) -> list[int]:
-    proc = worker.proc
-    return proc.group.pids() if proc.group is not None else launch.descendants(proc.pid)
-
-
 def _stop_for(worker, seconds: float) -> threading.Thread:
     """Keep every process of the submission off the CPU for `seconds`, as a busy machine would."""
 
     def pause():
         time.sleep(0.2)  # the probe has been sent
-        stopped = _processes(worker)
+        stopped = worker.proc.pids()
         for pid in stopped:
             os.kill(pid, signal.SIGSTOP)
         time.sleep(seconds)
