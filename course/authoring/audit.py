@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import hashlib
 import random
 import tempfile
 import time
@@ -28,6 +29,7 @@ from course import catalog, notebooks
 from course.authoring import mutants, nulls, requirements
 from course.config import Course, Notebook
 from course.grading import pipeline
+from course.grading.journal import grading_fingerprint
 from course.grading.pool import Focus
 from course.grading.results import NotebookResult, TestResult
 from course.grading.submissions import prepare
@@ -108,12 +110,10 @@ def audit_notebook(
 
     source = notebooks.read(paths.source)
     release = notebooks.read(paths.release)
-    # the reference traced (which functions and globals each test's probes reach), and the release
-    first: dict[str, Path | None] = {"reference": paths.source, "release": paths.release}
-    # two notebooks: graded here, where a share of a class would pay a new process's start for one of them
-    done = pipeline.grade_notebook(course, nb, first, seed, 1, focus={"reference": Focus(trace=True)})
-    results = {r.student: r for r in done}
-    reference = results["reference"]
+    reference = traced_reference(course, nb, seed)
+    # graded here, where a share of a class would pay a new process's start for one notebook
+    [release_result] = pipeline.grade_notebook(course, nb, {"release": paths.release}, seed, 1)
+    results = {"reference": reference, "release": release_result}
     ref_cells = _by_label(prepare(paths.source, release, nb).cells)
     variants: dict[str, catalog.Variant] = {}
     planned: dict[str, nulls.Null] = {}
@@ -129,7 +129,9 @@ def audit_notebook(
                 cells = _by_label(prepare(file, release, nb).cells)
                 if (only := tests_reaching(reference, ref_cells, cells)) is not None:
                     focus[label] = Focus(only=only)
-        for null in nulls.submissions(source, nb) if with_nulls else []:
+        null_submissions = nulls.submissions(source, nb) if with_nulls else []
+        stubbed = [fn for null in null_submissions if null.alone for fn in null.functions]
+        for null in null_submissions:
             label = f"null {null.label}"
             callers = frozenset().union(*(_callers(reference, fn) for fn in null.functions))
             if not callers:
@@ -139,7 +141,7 @@ def audit_notebook(
             nbformat.write(catalog.apply(source, null.variants()), str(file))
             planned[label] = null
             if null.scope != "notebook" and not every_test:
-                focus[label] = Focus(only=callers)
+                focus[label] = Focus(only=_null_verdict_tests(null, reference, callers, stubbed))
         shards = _shards_worth(workers, reference, focus, files)
         done = pipeline.grade_notebook(course, nb, files, seed, shards, focus=focus)
         results.update((r.student, r) for r in done)
@@ -149,7 +151,6 @@ def audit_notebook(
             row.not_run = _complete(row.result, reference, focus[row.label].only or frozenset())
     audit.rows = [r for r in rows if r.label not in planned]
     audit.nulls = [r for r in rows if r.label in planned]
-    stubbed = [fn for null in planned.values() if null.alone for fn in null.functions]
     for row in audit.nulls:
         audit.failures += _null_failures(row, planned[row.label], reference, stubbed)
 
@@ -172,6 +173,21 @@ def audit_notebook(
                     "(list them under also: if they build on this exercise)"
                 )
     return audit
+
+
+_traced: dict[str, NotebookResult] = {}
+
+
+def traced_reference(course: Course, nb: Notebook, seed: int) -> NotebookResult:
+    """The reference graded with every test traced: which functions and globals each test's probes reach.
+    The audit and the mutation audit of a notebook both start from it, so it is graded once per process for
+    the same suite, notebook, settings and seed (traced, a notebook that trains takes tens of seconds)."""
+    paths = course.paths(nb)
+    key = grading_fingerprint(course, nb, seed) + hashlib.sha256(paths.source.read_bytes()).hexdigest()
+    if key not in _traced:
+        focus = {"reference": Focus(trace=True)}
+        [_traced[key]] = pipeline.grade_notebook(course, nb, {"reference": paths.source}, seed, 1, focus=focus)
+    return copy.deepcopy(_traced[key])
 
 
 SHARD_START_SECONDS = 5.0  # what a share of the variants pays for a process of its own: torch, its fork server
@@ -283,6 +299,28 @@ def _callers(reference: NotebookResult, fn: nulls.Function) -> frozenset[str]:
     return frozenset(t.name for t in reference.tests if any(_runs(e, fn) for e in t.reached))
 
 
+def _only_caller(reference: NotebookResult, fn: nulls.Function, stubbed: list[nulls.Function]) -> set[str]:
+    """The tests whose probes ran `fn` and no other stubbed function: nulled alone, it must fail them."""
+    return {
+        t.name
+        for t in reference.tests
+        if any(_runs(e, fn) for e in t.reached)
+        and not any(_runs(e, other) for e in t.reached for other in stubbed if other != fn)
+    }
+
+
+def _null_verdict_tests(
+    null: nulls.Null, reference: NotebookResult, callers: frozenset[str], stubbed: list[nulls.Function]
+) -> frozenset[str]:
+    """The tests that decide a null submission's verdict (`_null_failures`): those of its exercise that call
+    its functions and, for one function alone, those that call nothing else stubbed. A test of a later
+    exercise that trains on everything cannot change it, and would cost a training run per null."""
+    ours = {t.name for t in reference.tests if t.exercise == null.exercise} & callers
+    if null.alone:
+        ours |= _only_caller(reference, null.functions[0], stubbed)
+    return frozenset(ours)
+
+
 def _null_failures(row: Row, null: nulls.Null, reference: NotebookResult, stubbed: list[nulls.Function]) -> list[str]:
     """What a null submission must lose. Alone: points of its function's exercise, and every test that calls
     that function and no other student function. Every function of an exercise: all of that exercise's
@@ -295,12 +333,7 @@ def _null_failures(row: Row, null: nulls.Null, reference: NotebookResult, stubbe
         points = next(e.points for e in r.notebook.auto_exercises if e.id == fn.exercise)
         if r.exercise_score(fn.exercise) >= points:
             row.failures.append(f"{null.label}, and {fn.exercise} keeps full marks")
-        only = {
-            t.name
-            for t in reference.tests
-            if any(_runs(e, fn) for e in t.reached)
-            and not any(_runs(e, other) for e in t.reached for other in stubbed if other != fn)
-        }
+        only = _only_caller(reference, fn, stubbed)
         kept = sorted({t.name for t in r.tests if t.passed and t.name in only})
         if kept:
             row.failures.append(f"{null.label}, and {', '.join(kept)} still pass: reachable by doing nothing")
@@ -451,10 +484,7 @@ def mutation_audit(
     if sample is not None:
         pool = sorted((m for m in todo if m.key not in listed and m.exercise not in open_design), key=lambda m: m.id)
         todo = random.Random(f"{nb.assignment}/{nb.name}").sample(pool, min(sample, len(pool)))
-    traced = pipeline.grade_notebook(
-        course, nb, {"reference": paths.source}, seed, 1, focus={"reference": Focus(trace=True)}
-    )
-    reference = traced[0]
+    reference = traced_reference(course, nb, seed)
     if reference.score < reference.max_score:
         audit.failures.append(f"the reference loses points: {_failed(reference)}")
     ref_cells = _by_label(prepare(paths.source, release, nb).cells)
