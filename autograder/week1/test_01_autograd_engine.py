@@ -755,8 +755,8 @@ def test_train_learns_moons(student, seed):
     accuracy and at least halve the loss (over 40 seeds the reference reaches 86% or more, and under a third of
     the loss): check the update direction (p.data -= lr * p.grad), that gradients are zeroed every step, and
     that train returns one loss per step."""
-    # 50 points x 60 steps, in every graded row: the reference's own steps take about 1.7 s of CPU, and the
-    # cyclic garbage collector 3-6 s more (the graph of every step is one big cycle of Values)
+    # 50 points x 60 steps (not 60 x 100), in every graded row: the reference's own steps take about 1.7 s of
+    # CPU, and the cyclic garbage collector 3-6 s more (every Value and its _backward closure form a cycle)
     X, y = moons(seed, n=50)
     result = student(train_on_moons, X=X, y=y, steps=60, lr=1.0, seed=seed, timeout=90)
     losses = result["losses"]
