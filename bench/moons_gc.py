@@ -59,10 +59,11 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {t: [] for t in args.thresholds}
     for r in range(args.rounds):
-        order = args.thresholds[r % len(args.thresholds):] + args.thresholds[:r % len(args.thresholds)]
+        order = args.thresholds[r % len(args.thresholds) :] + args.thresholds[: r % len(args.thresholds)]
         for threshold in order:
-            out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), threshold],
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(ROOT), threshold], capture_output=True, text=True, check=True
+            ).stdout
             results[threshold].append(json.loads(out))
     print(f"{'thresholds':>16} {'train CPU':>10} {'+ collect':>10} {'total':>7} {'peak':>8}")
     for threshold, runs in results.items():
