@@ -281,9 +281,18 @@ def train_history(nb, seed):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
     scope, epochs = nb.train.__globals__, []       # the losses each call of the notebook's train_epoch returned
-    train_epoch = scope["train_epoch"]
+    train_epoch, orders = scope["train_epoch"], []  # and the order of the training examples in its batches
+    fingerprint = torch.randn(64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 
     def recorded(*args, **kwargs):
+        args = list(args)                       # batches materialized, so a DataLoader is iterated only once
+        if "batches" in kwargs:
+            kwargs["batches"] = batches = list(kwargs["batches"])
+        else:
+            args[1] = batches = list(args[1])
+        xs = [torch.as_tensor(xb).detach().cpu().double().reshape(-1, 64) for xb, _ in batches]
+        orders.append({"sizes": [len(xb) for xb in xs], "x": [float(v) for xb in xs for v in xb @ fingerprint],
+                       "y": [int(v) for _, yb in batches for v in torch.as_tensor(yb).detach().cpu().reshape(-1)]})
         losses = train_epoch(*args, **kwargs)
         epochs.append([float(v) for v in losses])
         return losses
@@ -298,7 +307,43 @@ def train_history(nb, seed):
         learned = float((model(data["x_val"]).argmax(1) == data["y_val"]).float().mean())
     return {"keys": sorted(history), "loss": [float(v) for v in history["loss"]],
             "val_acc": [float(v) for v in history.get("val_acc", [])], "evaluate_after": after,
-            "learned": learned, "step_losses": epochs}
+            "learned": learned, "step_losses": epochs, "orders": orders,
+            "examples": sorted(float(v) for v in data["x_train"].double() @ fingerprint)}
+
+
+@probe
+def train_progress(nb, seed):
+    """train for 2 epochs on 64 digits with progress=True, then with progress=False: how many tqdm bars each run
+    made and how many of them were shown (not disabled), whichever tqdm class or import the notebook uses."""
+    import contextlib
+    import io
+
+    import torch
+    from coursedata import digits
+    from tqdm import std
+    full = digits()
+    data = {"x_train": full["x_train"][:64], "y_train": full["y_train"][:64],
+            "x_val": full["x_train"][64:96], "y_val": full["y_train"][64:96]}
+    bars, init = [], std.tqdm.__init__
+
+    def recording(self, *args, **kwargs):       # every tqdm class (tqdm.auto's, trange's) runs this __init__
+        init(self, *args, **kwargs)
+        bars.append(not self.disable)           # now: close() sets disable
+
+    runs = {}
+    std.tqdm.__init__ = recording
+    try:
+        for progress in (True, False):
+            bars.clear()
+            torch.manual_seed(seed)
+            model = torch.nn.Linear(64, 10)
+            with contextlib.redirect_stderr(io.StringIO()):     # where tqdm draws
+                history = nb.train(model, data, epochs=2, lr=1e-3, batch_size=32, seed=seed, progress=progress)
+            runs[f"progress={progress}"] = {"bars": len(bars), "shown": sum(bars),
+                                            "loss": [float(v) for v in (history.get("loss", []) if isinstance(history, dict) else [])]}
+    finally:
+        std.tqdm.__init__ = init
+    return runs
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -595,12 +640,14 @@ def test_train_epoch_steps(student, reference, seed):
 
 
 @pytest.mark.exercise("training_loop")
-def test_train_history(student, seed):
+def test_train_history(student, reference, seed):
     """train returns {"loss": [...], "val_acc": [...]} with one entry per epoch, each epoch one call of train_epoch
     and its loss the mean of that epoch's step losses; val_acc is evaluate(model,
     data["x_val"], data["y_val"]) after each epoch: the validation data, never the test or the training data.
     And the model learns: after 3 epochs it classifies at least half of the validation digits (the reference
-    reaches 84% to 96%)."""
+    reaches 84% to 96%). Every epoch reshuffles: its batches are make_batches(x, y, batch_size, generator) with
+    the one torch.Generator train seeds with `seed`, so each training example comes once per epoch, in an order
+    that changes from epoch to epoch and is the reference's."""
     found = student(train_history, seed=seed, timeout=60)
     check({"loss", "val_acc"} <= set(found["keys"]), f"train's history has keys {found['keys']}, "
                                                       "expected 'loss' and 'val_acc'")
@@ -620,6 +667,47 @@ def test_train_history(student, seed):
                              + (f" ({last:.6g} is its accuracy on the {on[0]} data)" if on else ""))
     check(found["learned"] >= 0.5, f"after 3 epochs of train the model classifies {found['learned']:.1%} of the "
                                    "validation digits, expected at least 50%: does train update the model?")
+    check_reshuffles_every_epoch(found, reference(train_history, seed=seed, timeout=60))
+
+
+def check_reshuffles_every_epoch(found, expected):
+    """The training examples' order in each epoch's batches (a fingerprint per row) next to the reference's."""
+    examples, orders = found["examples"], found["orders"]
+    for k, order in enumerate(orders, 1):
+        check(len(order["x"]) == len(examples) and all(
+              abs(a - b) <= 1e-9 * (1 + abs(b)) for a, b in zip(sorted(order["x"]), examples)),
+              f"the batches of epoch {k} hold {len(order['x'])} rows, expected each of the {len(examples)} "
+              "training examples exactly once")
+    for k in range(1, len(orders)):
+        check(orders[k]["x"] != orders[k - 1]["x"],
+              f"epochs {k} and {k + 1} visit the training examples in the same order: train must reshuffle every "
+              "epoch (make_batches with train's generator, called once per epoch)")
+    for k, (order, want) in enumerate(zip(orders, expected["orders"]), 1):
+        check(order["sizes"] == want["sizes"],
+              f"epoch {k} has {len(order['sizes'])} batches of {sorted(set(order['sizes']))} rows, expected the "
+              f"{len(want['sizes'])} batches of {sorted(set(want['sizes']))} rows that make_batches(x, y, batch_size, "
+              "generator) gives")
+        same = order["y"] == want["y"] and all(abs(a - b) <= 1e-9 * (1 + abs(b)) for a, b in zip(order["x"], want["x"]))
+        check(same, f"the training examples of epoch {k} come in another order than make_batches(x, y, batch_size, "
+                    "generator) gives with train's generator (torch.Generator().manual_seed(seed), the same one "
+                    "for every epoch)")
+
+
+@pytest.mark.exercise("training_loop")
+def test_train_progress_bar(student, seed):
+    """train shows a tqdm progress bar when progress=True (the default) and none when progress=False: a bar made
+    with disable=True counts as not shown. And each run trains: its history holds 2 positive losses (a
+    cross-entropy is never 0), so drawing the bar of a run that returns nothing is not enough."""
+    found = student(train_progress, seed=seed, timeout=30)
+    on, off = found["progress=True"], found["progress=False"]
+    check(on["shown"] >= 1, f"train(progress=True) showed no tqdm progress bar ({on['bars']} made, none of them "
+                            "shown)")
+    check(off["shown"] == 0, f"train(progress=False) showed {off['shown']} tqdm progress bar(s), expected none "
+                             "(tqdm's disable=True hides one)")
+    for run in (on, off):
+        check(len(run["loss"]) == 2 and all(v > 0 for v in run["loss"]),
+              f"train(epochs=2) returned the losses {run['loss']}, expected 2 positive cross-entropy losses, one "
+              "per epoch")
 
 
 @pytest.mark.exercise("training_loop")
