@@ -319,8 +319,9 @@ def train_progress(nb, seed):
     import io
 
     import torch
-    from coursedata import digits
     from tqdm import std
+
+    from coursedata import digits
     full = digits()
     data = {"x_train": full["x_train"][:64], "y_train": full["y_train"][:64],
             "x_val": full["x_train"][64:96], "y_val": full["y_train"][64:96]}
@@ -675,19 +676,20 @@ def check_reshuffles_every_epoch(found, expected):
     examples, orders = found["examples"], found["orders"]
     for k, order in enumerate(orders, 1):
         check(len(order["x"]) == len(examples) and all(
-              abs(a - b) <= 1e-9 * (1 + abs(b)) for a, b in zip(sorted(order["x"]), examples)),
+              abs(a - b) <= 1e-9 * (1 + abs(b)) for a, b in zip(sorted(order["x"]), examples, strict=True)),
               f"the batches of epoch {k} hold {len(order['x'])} rows, expected each of the {len(examples)} "
               "training examples exactly once")
     for k in range(1, len(orders)):
         check(orders[k]["x"] != orders[k - 1]["x"],
               f"epochs {k} and {k + 1} visit the training examples in the same order: train must reshuffle every "
               "epoch (make_batches with train's generator, called once per epoch)")
-    for k, (order, want) in enumerate(zip(orders, expected["orders"]), 1):
+    for k, (order, want) in enumerate(zip(orders, expected["orders"], strict=True), 1):
         check(order["sizes"] == want["sizes"],
               f"epoch {k} has {len(order['sizes'])} batches of {sorted(set(order['sizes']))} rows, expected the "
               f"{len(want['sizes'])} batches of {sorted(set(want['sizes']))} rows that make_batches(x, y, batch_size, "
               "generator) gives")
-        same = order["y"] == want["y"] and all(abs(a - b) <= 1e-9 * (1 + abs(b)) for a, b in zip(order["x"], want["x"]))
+        same = order["y"] == want["y"] and all(abs(a - b) <= 1e-9 * (1 + abs(b))
+                                               for a, b in zip(order["x"], want["x"], strict=True))
         check(same, f"the training examples of epoch {k} come in another order than make_batches(x, y, batch_size, "
                     "generator) gives with train's generator (torch.Generator().manual_seed(seed), the same one "
                     "for every epoch)")
