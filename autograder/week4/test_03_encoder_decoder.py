@@ -189,6 +189,47 @@ def encoder_dependence(nb, seed, d_model, n_head, d_ff, S, length):
 
 
 @probe
+def borrowed_layers(nb, kind, d_model=12, n_head=3, d_ff=20):
+    """What of PyTorch's own transformer layers nb.EncoderLayer / nb.DecoderLayer uses: whether its class derives
+    from one, which of its modules is one, and which of their forward functions run during its forward (each
+    still runs, and is recorded)."""
+    import torch
+    import torch.nn as nn
+    classes = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
+               nn.TransformerDecoder, nn.Transformer)
+    mine = (nb.EncoderLayer if kind == "encoder" else nb.DecoderLayer)(d_model, n_head, d_ff)
+    found = {"derives_from": [c.__name__ for c in classes if isinstance(mine, c)],
+             "holds": sorted(f"{name} ({type(m).__name__})" for name, m in mine.named_modules()
+                             if name and isinstance(m, classes)),
+             "called": []}
+    originals = {c: c.forward for c in classes}
+
+    def recording(cls):
+        def forward(self, *args, **kwargs):
+            found["called"].append(cls.__name__)
+            return originals[cls](self, *args, **kwargs)
+        return forward
+
+    x, memory = gaussians(0, [[2, 5, d_model], [2, 4, d_model]])
+    mine = mine.double().eval()
+    try:
+        for cls in classes:
+            cls.forward = recording(cls)
+        with torch.no_grad():
+            if kind == "encoder":
+                out = mine(x.clone())
+            else:
+                out = mine(x.clone(), memory.clone(), torch.ones(5, 5, dtype=torch.bool).triu(1))
+    finally:
+        for cls, forward in originals.items():
+            cls.forward = forward
+    found["called"] = sorted(set(found["called"]))
+    found["out"] = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    found["moved"] = float((out - x).abs().max()) if isinstance(out, torch.Tensor) and out.shape == x.shape else 0.0
+    return found
+
+
+@probe
 def decoder_case(nb, seed, d_model, n_head, d_ff, n, T, S, lengths=None):
     """nb.DecoderLayer given PyTorch's seeded weights and nn.TransformerDecoderLayer, on the same y [n, T, C] and
     memory [n, S, C], with a future mask [T, T] (True above the diagonal) and the memory's key padding mask of
@@ -632,6 +673,23 @@ def test_encoder_layer_ignores_padding(student, seed):
                                "encoder's self-attention is not causal, every position reads every other")
 
 
+@pytest.mark.exercise("encoder_layer")
+def test_encoder_layer_is_written_out(student):
+    """EncoderLayer is written without nn.TransformerEncoderLayer: its class does not derive from one (nor from
+    PyTorch's other transformer modules), none of its modules is one, and its forward runs none of theirs; and
+    that forward computes something: a tensor of its input's shape, not the input itself."""
+    found = student(borrowed_layers, kind="encoder")
+    check(not found["derives_from"], f"EncoderLayer derives from nn.{', nn.'.join(found['derives_from'])}: write the "
+                                     "layer without nn.TransformerEncoderLayer")
+    check(not found["holds"], f"EncoderLayer holds {', '.join(found['holds'])}: write the layer without "
+                              "nn.TransformerEncoderLayer")
+    check(not found["called"], f"EncoderLayer's forward runs nn.{', nn.'.join(found['called'])}'s forward: write "
+                               "the layer without nn.TransformerEncoderLayer")
+    check(found["out"] == [2, 5, 12] and found["moved"] > 0, f"EncoderLayer's forward on [2, 5, 12] returned "
+          f"{found['out']}" + (", its input unchanged" if found["out"] == [2, 5, 12] else "")
+          + ", expected a tensor [2, 5, 12] computed from it")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # decoder_layer
 # ---------------------------------------------------------------------------------------------------------
@@ -691,6 +749,23 @@ def test_decoder_layer_reads_the_memory_without_its_padding(student, seed):
     for s in range(5, 7):
         check(found["largest"][s] <= 1e-12, f"changing padded memory position {s} changed the output (by up to "
                                             f"{found['largest'][s]:.3g}): give src_pad to the cross-attention")
+
+
+@pytest.mark.exercise("decoder_layer")
+def test_decoder_layer_is_written_out(student):
+    """DecoderLayer is written without nn.TransformerDecoderLayer: its class does not derive from one (nor from
+    PyTorch's other transformer modules), none of its modules is one, and its forward runs none of theirs; and
+    that forward computes something: a tensor of its input's shape, not the input itself."""
+    found = student(borrowed_layers, kind="decoder")
+    check(not found["derives_from"], f"DecoderLayer derives from nn.{', nn.'.join(found['derives_from'])}: write the "
+                                     "layer without nn.TransformerDecoderLayer")
+    check(not found["holds"], f"DecoderLayer holds {', '.join(found['holds'])}: write the layer without "
+                              "nn.TransformerDecoderLayer")
+    check(not found["called"], f"DecoderLayer's forward runs nn.{', nn.'.join(found['called'])}'s forward: write "
+                               "the layer without nn.TransformerDecoderLayer")
+    check(found["out"] == [2, 5, 12] and found["moved"] > 0, f"DecoderLayer's forward on [2, 5, 12] returned "
+          f"{found['out']}" + (", its input unchanged" if found["out"] == [2, 5, 12] else "")
+          + ", expected a tensor [2, 5, 12] computed from it")
 
 
 # ---------------------------------------------------------------------------------------------------------
