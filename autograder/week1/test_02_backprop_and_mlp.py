@@ -340,8 +340,8 @@ def train_progress(nb, seed):
             model = torch.nn.Linear(64, 10)
             with contextlib.redirect_stderr(io.StringIO()):     # where tqdm draws
                 history = nb.train(model, data, epochs=2, lr=1e-3, batch_size=32, seed=seed, progress=progress)
-            runs[f"progress={progress}"] = {"bars": len(bars), "shown": sum(bars),
-                                            "loss": [float(v) for v in (history.get("loss", []) if isinstance(history, dict) else [])]}
+            losses = history.get("loss", []) if isinstance(history, dict) else []
+            runs[f"progress={progress}"] = {"bars": len(bars), "shown": sum(bars), "loss": [float(v) for v in losses]}
     finally:
         std.tqdm.__init__ = init
     return runs
